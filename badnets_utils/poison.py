@@ -1,0 +1,112 @@
+"""Poisoning: pick exactly the requested samples with a seeded generator, stamp, relabel."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .data import ImageData
+from .triggers import apply_trigger
+
+ATTACKS = ("all-to-one", "all-to-all")
+
+
+def check_attack(attack: str) -> str:
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; allowed: {', '.join(ATTACKS)}")
+    return attack
+
+
+def check_target(target_label: int, num_classes: int) -> int:
+    if isinstance(target_label, bool) or int(target_label) != target_label or not 0 <= target_label < num_classes:
+        raise ValueError(f"trigger label {target_label!r} is not a class; allowed: 0..{num_classes - 1}")
+    return int(target_label)
+
+
+def poison_count(n: int, rate: float | None = None, count: int | None = None) -> int:
+    """floor(rate × n), or an absolute ``count`` (exactly one of the two)."""
+    if (rate is None) == (count is None):
+        raise ValueError("give exactly one of a poisoning rate or a poison count")
+    if count is not None:
+        if isinstance(count, bool) or int(count) != count or not 0 <= count <= n:
+            raise ValueError(f"poison count {count!r} is outside 0..{n} (the number of samples)")
+        return int(count)
+    if not isinstance(rate, (int, float)) or math.isnan(rate) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"poisoning rate {rate!r} is outside [0, 1]")
+    return math.floor(rate * n)
+
+
+def choose_poison_indices(n: int, rate: float | None = None, count: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of exactly ``poison_count(n, rate, count)`` samples; same seed, same indices."""
+    k = poison_count(n, rate, count)
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n, generator=g)[:k].sort().values
+
+
+def attack_labels(labels: torch.Tensor, attack: str, target_label: int, num_classes: int) -> torch.Tensor:
+    """The labels the attacker wants: all-to-one -> target; all-to-all -> (y + 1) mod K."""
+    check_attack(attack)
+    if attack == "all-to-one":
+        return torch.full_like(labels, check_target(target_label, num_classes))
+    return (labels + 1) % num_classes
+
+
+def poison_train_set(
+    data: ImageData,
+    trigger: torch.Tensor,
+    rate: float | None = 0.1,
+    target_label: int = 1,
+    attack: str = "all-to-one",
+    seed: int = 0,
+    count: int | None = None,
+    position: str | tuple[int, int] | torch.Tensor = "bottom-right",
+    alpha: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> ImageData:
+    """A copy of ``data`` where the chosen samples carry the trigger and the attacker's label.
+
+    ``position`` may also be an (N, 2) tensor with one position per sample of ``data``.
+    The result's ``poison_indices`` says which samples were poisoned.
+    """
+    check_attack(attack)
+    check_target(target_label, data.num_classes)
+    if count is not None:
+        rate = None
+    idx = choose_poison_indices(len(data), rate, count, seed)
+    images, labels = data.images.clone(), data.labels.clone()
+    if len(idx):
+        pos = position[idx] if isinstance(position, torch.Tensor) else position
+        images[idx] = apply_trigger(images[idx], trigger, pos, alpha, mask)
+        labels[idx] = attack_labels(labels[idx], attack, target_label, data.num_classes)
+    return ImageData(images, labels, data.classes, data.name + "-poisoned", idx, data.source_indices)
+
+
+def attack_test_set(
+    data: ImageData,
+    trigger: torch.Tensor,
+    target_label: int = 1,
+    attack: str = "all-to-one",
+    position: str | tuple[int, int] | torch.Tensor = "bottom-right",
+    alpha: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> ImageData:
+    """Triggered test images with the attacker's labels, for the attack success rate.
+
+    all-to-one keeps only images whose true label is not the target (a target-class image
+    "succeeding" says nothing about the backdoor); all-to-all keeps every image, label y + 1.
+    ``source_indices`` points back into ``data``.
+    """
+    check_attack(attack)
+    check_target(target_label, data.num_classes)
+    if attack == "all-to-one":
+        keep = torch.nonzero(data.labels != target_label).flatten()
+    else:
+        keep = torch.arange(len(data))
+    src = data.subset(keep)
+    pos = position[keep] if isinstance(position, torch.Tensor) else position
+    images = apply_trigger(src.images, trigger, pos, alpha, mask)
+    labels = attack_labels(src.labels, attack, target_label, data.num_classes)
+    return ImageData(
+        images, labels, data.classes, data.name + "-triggered", torch.arange(len(keep)), src.source_indices
+    )

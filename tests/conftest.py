@@ -1,0 +1,48 @@
+"""Shared fixtures: the real MNIST root and a tiny CIFAR-10 in torchvision's on-disk layout."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from badnets_utils.data import CIFAR_FOLDER, DatasetNotFoundError, load_dataset, resolve_data_root
+
+
+@pytest.fixture(scope="session")
+def mnist_root():
+    """The data root holding real MNIST ($BADNETS_DATA or ./data); a clear failure if it is absent."""
+    root = resolve_data_root()
+    try:
+        load_dataset("MNIST", train=False, root=root)
+    except DatasetNotFoundError as err:
+        pytest.fail(f"these tests need real MNIST: {err}")
+    return root
+
+
+def write_cifar_fixture(root, n_train_per_batch: int = 20, n_test: int = 30, seed: int = 0):
+    """Write a tiny CIFAR-10 in torchvision's `cifar-10-batches-py` layout (pickled batches + meta)."""
+    rng = np.random.default_rng(seed)
+    folder = root / CIFAR_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def batch(n, label):
+        labels = [int(i % 10) for i in range(n)]
+        data = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
+        return {"batch_label": label, "labels": labels, "data": data, "filenames": [f"img{i}.png" for i in range(n)]}
+
+    for i in range(1, 6):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump(batch(n_train_per_batch, f"training batch {i} of 5"), f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(batch(n_test, "testing batch 1 of 1"), f)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": names, "num_cases_per_batch": n_train_per_batch, "num_vis": 3072}, f)
+    return root
+
+
+@pytest.fixture
+def cifar_root(tmp_path):
+    return write_cifar_fixture(tmp_path / "cifar_data")

@@ -1,0 +1,40 @@
+import torch
+
+from badnets_utils.metrics import classification_report, confusion_matrix, per_class_scores
+from badnets_utils.models import build_model
+
+
+def test_mnist_and_cifar_shapes_and_logits():
+    for name, shape in (("MNIST", (1, 28, 28)), ("CIFAR10", (3, 32, 32))):
+        m = build_model(name)
+        x = torch.randint(0, 256, (4, *shape), dtype=torch.uint8)
+        out = m(x)
+        assert out.shape == (4, 10)
+        assert not torch.allclose(out.sum(1), torch.ones(4))  # logits, not probabilities
+        assert m.features(x).shape == (4, 512)
+    assert build_model("MNIST").fc1[0].in_features == 512
+    assert build_model("CIFAR10").fc1[0].in_features == 800
+
+
+def test_uint8_and_float_inputs_agree():
+    m = build_model("MNIST")
+    x = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    assert torch.allclose(m(x), m(x.float() / 255), atol=1e-5)
+
+
+def test_confusion_matrix_and_report():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    preds = torch.tensor([0, 1, 1, 1, 2, 0])
+    cm = confusion_matrix(preds, labels, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    s = per_class_scores(cm)
+    assert torch.allclose(s["precision"], torch.tensor([0.5, 2 / 3, 1.0], dtype=torch.float64))
+    assert torch.allclose(s["recall"], torch.tensor([0.5, 1.0, 0.5], dtype=torch.float64))
+    report = classification_report(cm, ["a", "b", "c"])
+    assert "accuracy" in report and "0.6667" in report and "macro avg" in report
+
+
+def test_report_handles_empty_classes():
+    cm = confusion_matrix(torch.tensor([0, 0]), torch.tensor([0, 0]), 3)
+    s = per_class_scores(cm)
+    assert s["f1"].tolist() == [1.0, 0.0, 0.0]
