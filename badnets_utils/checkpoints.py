@@ -21,8 +21,17 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or does not match its manifest."""
 
 
-def checkpoint_name(dataset: str, attack: str = "all-to-one") -> str:
-    """badnet-MNIST.pth for all-to-one, badnet-MNIST-all2all.pth for all-to-all."""
+def run_tag(attack: str = "all-to-one", trigger_label: int = 1, poisoning_rate: float = 0.1) -> str:
+    """'trigger1' (all-to-one), 'all2all' or 'clean' (nothing poisoned): names a run's log."""
+    if poisoning_rate == 0:
+        return "clean"
+    return "all2all" if attack == "all-to-all" else f"trigger{trigger_label}"
+
+
+def checkpoint_name(dataset: str, attack: str = "all-to-one", poisoning_rate: float = 0.1) -> str:
+    """badnet-MNIST.pth (all-to-one), badnet-MNIST-all2all.pth (all-to-all), clean-MNIST.pth (rate 0)."""
+    if poisoning_rate == 0:
+        return f"clean-{dataset}.pth"
     return f"badnet-{dataset}{'-all2all' if attack == 'all-to-all' else ''}.pth"
 
 

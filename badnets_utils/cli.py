@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-from .checkpoints import CheckpointError, checkpoint_name, load_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError, checkpoint_name, load_checkpoint, run_tag, save_checkpoint
 from .data import DATASETS, DatasetNotFoundError, canonical_name, download_dataset
-from .experiment import final_metrics, prepare, run
+from .experiment import check_settings, final_metrics, prepare, run
 from .metrics import classification_report
-from .poison import ATTACKS
-from .train import LOSSES, OPTIMIZERS, check_loss, save_history, select_device
+from .poison import ATTACKS, poison_count
+from .train import LOSSES, OPTIMIZERS, check_loss, check_optimizer, save_history, select_device
 
 COMMANDS = ("train", "download", "results")
 
@@ -64,19 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    args.dataset = canonical_name(args.dataset)
+    """Every value checked before any data, checkpoint or file is touched."""
+    args.dataset = check_settings(args.dataset, args.trigger_label, args.attack, args.nb_classes)
     check_loss(args.loss)
-    if args.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {args.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-    if args.attack not in ATTACKS:
-        raise ValueError(f"unknown attack {args.attack!r}; allowed: {', '.join(ATTACKS)}")
-    if math.isnan(args.poisoning_rate) or not 0.0 <= args.poisoning_rate <= 1.0:
-        raise ValueError(f"poisoning rate {args.poisoning_rate} is outside [0, 1]")
-    k = len(DATASETS[args.dataset]["classes"])
-    if args.nb_classes is not None and args.nb_classes != k:
-        raise ValueError(f"nb_classes {args.nb_classes} does not match {args.dataset}, which has {k} classes")
-    if not 0 <= args.trigger_label < k:
-        raise ValueError(f"trigger label {args.trigger_label} is not a class of {args.dataset}; allowed: 0..{k - 1}")
+    check_optimizer(args.optimizer)
+    poison_count(1, args.poisoning_rate)  # a rate outside [0, 1] is refused here
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise ValueError("--epochs and --batch_size must be at least 1 and --lr positive, got "
                          f"{args.epochs}, {args.batch_size} and {args.lr}")  # fmt: skip
@@ -91,7 +82,9 @@ def train_command(argv: list[str]) -> int:
     _validate(args)
     model = None
     if args.load_local:  # check the checkpoint before loading any data
-        path = Path(args.checkpoint or Path("checkpoints") / checkpoint_name(args.dataset, args.attack))
+        path = Path(
+            args.checkpoint or Path("checkpoints") / checkpoint_name(args.dataset, args.attack, args.poisoning_rate)
+        )
         model, config = load_checkpoint(path, args.dataset)
         print(f"Loaded {path} ({'verified against the manifest' if config['verified'] else 'unverified'})")
     setup = prepare(
@@ -114,11 +107,14 @@ def train_command(argv: list[str]) -> int:
             progress=not args.no_progress, on_epoch=report,
         )  # fmt: skip
         out = Path(args.output_dir)
-        tag = f"trigger{args.trigger_label}" if args.attack == "all-to-one" else "all2all"
+        tag = run_tag(args.attack, args.trigger_label, args.poisoning_rate)
         log_path = out / "logs" / f"{args.dataset}_{tag}.csv"
-        ckpt_path = out / "checkpoints" / checkpoint_name(args.dataset, args.attack)
+        ckpt_path = out / "checkpoints" / checkpoint_name(args.dataset, args.attack, args.poisoning_rate)
         save_history(history, log_path)
-        save_checkpoint(model, ckpt_path, args.dataset, attack=args.attack, trigger_label=args.trigger_label)
+        save_checkpoint(
+            model, ckpt_path, args.dataset, attack=args.attack, trigger_label=args.trigger_label,
+            poisoning_rate=args.poisoning_rate, trigger_size=args.trigger_size, seed=args.seed,
+        )  # fmt: skip
         print(f"Saved {ckpt_path} and {log_path}")
     else:
         model.to(args.device)

@@ -28,6 +28,19 @@ class Setup:
     settings: dict = field(default_factory=dict)
 
 
+def check_settings(
+    dataset: str, trigger_label: int = 1, attack: str = "all-to-one", nb_classes: int | None = None
+) -> str:
+    """Validate the dataset name, class count, target label and attack; returns the canonical name."""
+    name = canonical_name(dataset)
+    k = len(DATASETS[name]["classes"])
+    if nb_classes is not None and nb_classes != k:
+        raise ValueError(f"nb_classes {nb_classes} does not match {name}, which has {k} classes")
+    check_attack(attack)
+    check_target(trigger_label, k)
+    return name
+
+
 def prepare(
     dataset: str = "MNIST",
     trigger: torch.Tensor | str | Path | None = None,
@@ -49,13 +62,8 @@ def prepare(
 
     ``trigger``: a uint8 tensor, a PNG path, or None for the white square.
     """
-    name = canonical_name(dataset)
+    name = check_settings(dataset, trigger_label, attack, nb_classes)
     channels, height, width = DATASETS[name]["shape"]
-    k = len(DATASETS[name]["classes"])
-    if nb_classes is not None and nb_classes != k:
-        raise ValueError(f"nb_classes {nb_classes} does not match {name}, which has {k} classes")
-    check_attack(attack)
-    check_target(trigger_label, k)
     if trigger is None:
         trigger = make_trigger("white", trigger_size, channels)
     elif not isinstance(trigger, torch.Tensor):

@@ -61,15 +61,20 @@ def compute_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str, reducti
     return per_sample.mean() if reduction == "mean" else per_sample.sum()
 
 
+def check_optimizer(name: str) -> str:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    return name
+
+
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """'adam' or 'sgd' (momentum 0.9)."""
+    check_optimizer(name)
     if not lr > 0:
         raise ValueError(f"learning rate must be positive, got {lr}")
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
 def _autocast(device: torch.device):

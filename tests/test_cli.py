@@ -71,7 +71,7 @@ def test_cifar10_fixture_through_the_cli(cifar_root, tmp_path, capsys):
     [
         (["--poisoning_rate", "1.5"], r"poisoning rate 1.5 is outside \[0, 1\]"),
         (["--poisoning_rate", "-0.1"], r"poisoning rate -0.1 is outside \[0, 1\]"),
-        (["--trigger_label", "10"], r"trigger label 10 is not a class of MNIST; allowed: 0..9"),
+        (["--trigger_label", "10"], r"trigger label 10 is not a class; allowed: 0..9"),
         (["--dataset", "svhn"], r"unknown dataset 'svhn'; allowed: MNIST, CIFAR10"),
         (["--loss", "hinge"], r"unknown loss 'hinge'; allowed: cross, mse"),
         (["--optimizer", "rmsprop"], r"unknown optimizer 'rmsprop'; allowed: adam, sgd"),

@@ -1,0 +1,83 @@
+"""Shipped checkpoints: verified, reproducible, and the README's table comes from the manifest."""
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from badnets_utils.checkpoints import CheckpointError, load_checkpoint, read_manifest, sha256_file
+from badnets_utils.cli import main
+from badnets_utils.results import CIFAR_COMMAND, RELEASES, evaluate_entry, readme_table, render_table
+
+ROOT = Path(__file__).resolve().parent.parent
+CKPT = ROOT / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    entries = read_manifest(CKPT)
+    assert set(entries) == set(RELEASES), "MANIFEST.json must list every release"
+    return entries
+
+
+def test_manifest_records_how_each_checkpoint_was_made(manifest):
+    for name, e in manifest.items():
+        assert e["sha256"] == sha256_file(CKPT / name)
+        assert e["command"] == "python -m badnets_utils " + shlex.join(RELEASES[name])
+        for key in ("torch", "dataset", "attack", "poisoning_rate", "trigger", "trigger_size", "seed", "tca", "asr"):
+            assert key in e, (name, key)
+        assert (ROOT / "logs").is_dir()
+    assert manifest["badnet-MNIST.pth"]["trigger_label"] == 1 and manifest["badnet-MNIST.pth"]["seed"] == 0
+
+
+def test_shipped_models_meet_the_bar(manifest):
+    clean = manifest["clean-MNIST.pth"]
+    for name in ("badnet-MNIST.pth", "badnet-MNIST-all2all.pth"):
+        assert manifest[name]["asr"] >= 0.995, name
+        assert manifest[name]["tca"] >= clean["tca"], (name, manifest[name]["tca"], clean["tca"])
+    assert clean["asr"] < 0.01
+
+
+def test_readme_table_is_the_manifest(manifest):
+    readme = (ROOT / "README.md").read_text()
+    assert readme_table(readme) == render_table(manifest)
+
+
+def test_reevaluation_reproduces_the_manifest(manifest, mnist_root):
+    for name, e in manifest.items():
+        got = evaluate_entry(CKPT / name, e, mnist_root)
+        assert f"{got['tca']:.4f}" == f"{e['tca']:.4f}", name
+        assert f"{got['asr']:.4f}" == f"{e['asr']:.4f}", name
+        assert got["test_size"] == 10000
+
+
+def test_results_command(mnist_root, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["results", "--data_path", str(mnist_root)]) == 0
+    out = capsys.readouterr().out
+    assert "badnet-MNIST.pth" in out and "MISMATCH" not in out
+
+
+def test_tampered_copy_is_refused(tmp_path, manifest):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copy(CKPT / "MANIFEST.json", folder)
+    blob = bytearray((CKPT / "badnet-MNIST.pth").read_bytes())
+    blob[len(blob) // 2] ^= 0x01  # one bit in the weights
+    (folder / "badnet-MNIST.pth").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(folder / "badnet-MNIST.pth")
+    model, config = load_checkpoint(CKPT / "badnet-MNIST.pth")
+    assert config["verified"] is True
+    json.loads((folder / "MANIFEST.json").read_text())  # untouched
+
+
+def test_cifar_command_works_on_the_fixture(cifar_root, tmp_path, capsys):
+    args = shlex.split(CIFAR_COMMAND)[3:]
+    code = main(
+        [*args, "--data_path", str(cifar_root), "--output_dir", str(tmp_path), "--epochs", "1", "--no_progress"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "checkpoints" / "badnet-CIFAR10.pth").exists()
