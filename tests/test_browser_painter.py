@@ -1,0 +1,230 @@
+"""The trigger painter in a real browser: JupyterLab + headless Chromium, driven by playwright.
+
+Starts a JupyterLab server on a notebook that displays a painter, runs it, clicks cells of the rendered
+grid, saves under a name typed into the page, and checks the PNG on disk pixel by pixel.
+
+Needs Debian's Chromium at /usr/bin/chromium (``.ci/run`` installs it) and the ``playwright`` Python
+package (never ``playwright install``). Without them the test is skipped, except in CI (CI=true),
+where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SIZE = 5
+CLICKS = [(0, 0), (1, 3), (2, 2), (4, 1), (3, 4), (1, 3)]  # (1, 3) twice: painted, then erased
+EXPECTED = {(0, 0), (2, 2), (4, 1), (3, 4)}
+NAME = "browser_trigger"
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the browser test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_notebook(folder: Path) -> Path:
+    code = (
+        "from badnets_utils.widgets import TriggerPainter\n"
+        f"painter = TriggerPainter('MNIST', size={SIZE}, save_dir='saved')\n"
+        "painter.widget"
+    )
+    nb = {
+        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": code}],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = folder / "painter.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
+def _jupyter_env(tmp: Path, data_root: Path) -> dict:
+    """An isolated Jupyter (own config, runtime and settings folders) whose kernel imports this checkout.
+
+    The python3 kernel is ipykernel's own: jupyter_client starts it with this interpreter.
+    """
+    env = dict(os.environ)
+    dirs = {
+        "JUPYTER_CONFIG_DIR": tmp / "jupyter" / "config",
+        "JUPYTER_DATA_DIR": tmp / "jupyter" / "data",
+        "JUPYTER_RUNTIME_DIR": tmp / "jupyter" / "runtime",
+        "JUPYTERLAB_SETTINGS_DIR": tmp / "jupyter" / "lab-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": tmp / "jupyter" / "lab-workspaces",
+    }
+    for key, folder in dirs.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        env[key] = str(folder)
+    # No "get notified about Jupyter news?" toast, no update check.
+    notification = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8"
+    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["BADNETS_DATA"] = str(data_root)
+    env.pop("BADNETS_QUICK", None)
+    return env
+
+
+def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"JupyterLab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _unavailable("the playwright Python package is missing (pip install -e '.[test]')")
+    from badnets_utils.triggers import load_trigger
+
+    work = tmp_path / "lab"
+    work.mkdir()
+    _write_notebook(work)
+    port, token = _free_port(), secrets.token_hex(16)
+    log = tmp_path / "jupyterlab.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--ip", "127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={token}", "--no-browser", f"--ServerApp.root_dir={work}",
+        "--LabApp.news_url=None", "--ServerApp.port_retries=0",
+    ]  # fmt: skip
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(cmd, env=_jupyter_env(tmp_path, mnist_root), stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                _handle_overlays(page)
+                page.goto(f"{base}/lab/tree/painter.ipynb?token={token}")
+                expect(page.locator(".jp-Notebook")).to_be_visible(timeout=30_000)
+                # Run All before the kernel is connected is lost: wait for the status bar's "| Idle".
+                idle = page.locator(".jp-StatusBar-Widget").get_by_text(re.compile(r"\| Idle$"))
+                expect(idle.first).to_be_visible(timeout=45_000)
+                page.get_by_role("menuitem", name="Run", exact=True).click()
+                page.get_by_role("menuitem", name="Run All Cells", exact=True).first.click()
+
+                def cell(r, c):
+                    return page.locator(f".painter-cell-r{r}-c{c}")
+
+                expect(cell(SIZE - 1, SIZE - 1)).to_be_visible(timeout=45_000)
+                expect(page.locator(".painter-cell")).to_have_count(SIZE * SIZE)
+
+                # A preset through its button, then Clear: the grid follows the kernel's state.
+                page.locator(".painter-preset-white").click()
+                expect(page.locator(".painter-cell.painter-on")).to_have_count(SIZE * SIZE, timeout=10_000)
+                page.locator(".painter-clear").click()
+                expect(page.locator(".painter-cell.painter-on")).to_have_count(0, timeout=10_000)
+
+                painted = set()
+                for r, c in CLICKS:
+                    cell(r, c).click()
+                    painted ^= {(r, c)}
+                    on = re.compile(r"\bpainter-on\b")
+                    if (r, c) in painted:
+                        expect(cell(r, c)).to_have_class(on, timeout=10_000)
+                    else:
+                        expect(cell(r, c)).not_to_have_class(on, timeout=10_000)
+                assert painted == EXPECTED
+                expect(page.locator(".painter-cell.painter-on")).to_have_count(len(EXPECTED))
+
+                page.locator(".painter-name input").fill(NAME)
+                page.locator(".painter-save").click()
+                expect(page.locator(".painter-status")).to_contain_text(f"saved saved/{NAME}.png", timeout=10_000)
+
+                SCREENSHOTS.mkdir(exist_ok=True)
+                page.locator(".painter-root").screenshot(path=str(SCREENSHOTS / "painter.png"))
+                page.screenshot(path=str(SCREENSHOTS / "painter_lab.png"))
+            finally:
+                browser.close()
+    finally:
+        _stop(proc)
+
+    saved = work / "saved" / f"{NAME}.png"
+    assert saved.is_file(), f"Save did not write {saved.name}"
+    from PIL import Image
+
+    with Image.open(saved) as img:
+        assert img.size == (SIZE, SIZE) and img.mode == "L", (img.size, img.mode)
+        pixels = np.asarray(img)
+    expected = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    for r, c in EXPECTED:
+        expected[r, c] = 255
+    np.testing.assert_array_equal(pixels, expected)
+    np.testing.assert_array_equal(load_trigger(saved, SIZE)[0].numpy(), expected)
+    assert not [p.name for p in (work / "saved").iterdir() if p.name != saved.name], "stray files beside the PNG"
+    shutil.rmtree(work / "saved")
+
+
+def _handle_overlays(page) -> None:
+    """Get rid of what can cover the notebook whenever it shows up: the "Select Kernel" dialog (seen on
+    a loaded machine although the notebook names its kernel) and notification toasts (Jupyter news)."""
+    dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+    page.add_locator_handler(dialog, lambda d: d.get_by_role("button", name="Select", exact=True).click())
+    page.add_locator_handler(page.locator(".Toastify__toast"), _close_toast, no_wait_after=True)
+
+
+def _close_toast(toast) -> None:
+    try:
+        toast.locator(".Toastify__close-button, .jp-toast-button").first.click(timeout=2_000)
+    except Exception:  # noqa: BLE001 — a toast that went away by itself is fine
+        pass
