@@ -1,0 +1,56 @@
+"""Self-checks of notebooks 06 and 07: right answers pass, wrong ones fail, unanswered ones only hint."""
+
+from __future__ import annotations
+
+import torch
+
+from badnets_utils import exercises as ex
+from badnets_utils.defenses import anomaly_index
+
+
+def test_all_to_all_label(capsys):
+    assert ex.check_all_to_all_label(0, 9)
+    assert ex.check_all_to_all_label(4, 3)
+    assert not ex.check_all_to_all_label(10, 9)
+    assert not ex.check_all_to_all_label("x", 9)
+    assert not ex.check_all_to_all_label(None, 9)
+    out = capsys.readouterr().out
+    assert "wraps around" in out and "Hint" in out
+
+
+def test_smallest_trigger():
+    sizes, asr = [1, 3, 5, 7], [0.02, 0.4, 0.99, 1.0]
+    assert ex.check_smallest_trigger(5, sizes, asr)
+    assert not ex.check_smallest_trigger(3, sizes, asr)
+    assert not ex.check_smallest_trigger(7, sizes, asr)
+    assert not ex.check_smallest_trigger(None, sizes, asr)
+    assert ex.check_smallest_trigger("never", [1, 3], [0.1, 0.2])
+
+
+def test_flag_precision(capsys):
+    flagged, poisons = torch.tensor([1, 2, 3, 4]), torch.tensor([2, 4, 6, 8, 10])
+    assert ex.check_flag_precision(0.5, flagged, poisons)
+    assert not ex.check_flag_precision(0.4, flagged, poisons)  # the recall
+    assert not ex.check_flag_precision(2, flagged, poisons)
+    assert not ex.check_flag_precision(None, flagged, poisons)
+    assert "recall" in capsys.readouterr().out
+
+
+def test_removed_poisons():
+    removed, poisons = torch.tensor([1, 2, 3, 4]), torch.tensor([2, 4, 6])
+    assert ex.check_removed_poisons(2, removed, poisons)
+    assert not ex.check_removed_poisons(3, removed, poisons)
+    assert not ex.check_removed_poisons(None, removed, poisons)
+
+
+def test_anomaly_index_check(capsys):
+    norms = torch.tensor([100.0, 25, 90, 110, 95, 105, 98, 120, 85, 102])
+    expected = float(anomaly_index(norms)[1])
+    med = norms.median()
+    assert abs(expected - float((med - norms[1]) / (1.4826 * (norms - med).abs().median()))) < 1e-4
+    assert ex.check_anomaly_index(expected, norms, 1)
+    assert not ex.check_anomaly_index(-expected, norms, 1)
+    assert not ex.check_anomaly_index(expected * 1.4826, norms, 1)
+    assert not ex.check_anomaly_index(None, norms, 1)
+    out = capsys.readouterr().out
+    assert "wrong sign" in out and "1.4826" in out
