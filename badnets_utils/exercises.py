@@ -261,9 +261,7 @@ def check_trigger_offset(answer, image_size: int, trigger_size: int, position: s
 def check_plus_trigger(answer, size: int = 5) -> bool:
     """05 · A ``size``×``size`` plus sign: white (255) middle row and middle column, the rest black."""
     if answer is None:
-        return _hint(
-            f"paint with `painter.set_pixel(r, c)` for r or c = {size // 2}, then `answer = painter.trigger`."
-        )
+        return _hint(f"paint with `painter.set_pixel(r, c)` for r or c = {size // 2}, then `answer = painter.trigger`.")
     expected = torch.zeros(size, size, dtype=torch.uint8)
     expected[size // 2, :] = 255
     expected[:, size // 2] = 255

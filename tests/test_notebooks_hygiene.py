@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import MACHINE_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 MAX_BYTES = 2 * 1024 * 1024
-MACHINE_PATHS = re.compile(r"/work/|/root/|/home/[A-Za-z0-9_.-]+")
 BADGE = re.compile(
     r"\[!\[Open In Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]"
     r"\(https://colab\.research\.google\.com/github/(?P<slug>[\w.-]+/[\w.-]+)/blob/main/notebooks/(?P<file>[^)\s]+)\)"
