@@ -192,24 +192,32 @@ def check_missed_triggers(answer, attack_cm: torch.Tensor, target: int) -> bool:
 # ----------------------------------------------------------------------------- 04 · sweep
 
 
+def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages: dict[str, str]) -> bool:
+    """Shared by the sweep exercises: the smallest x whose ASR reaches ``threshold``.
+
+    ``messages`` holds 'right', 'below' and 'above' templates with {x} (expected) and {v} (the answer).
+    """
+    pairs = sorted(zip((float(x) for x in xs), (float(a) for a in asr), strict=True))
+    reached = [x for x, a in pairs if a >= threshold]
+    value = _number(answer)
+    if not reached:
+        ok = answer == "never" or (value is not None and math.isinf(value))
+        return _report(ok, f"no {what} of this run reaches an ASR of {threshold}: answer 'never'.")
+    if value is None:
+        return _report(False, f"expected a {what}, got {answer!r}.")
+    key = "right" if value == reached[0] else "below" if value < reached[0] else "above"
+    return _report(key == "right", messages[key].format(x=reached[0], v=value, t=threshold))
+
+
 def check_min_poisons(answer, counts, asr, threshold: float = 0.9) -> bool:
     """04 · The smallest number of poisoned images whose (mean) ASR reaches ``threshold`` in the sweep."""
     if answer is None:
         return _hint(f"go through the sweep from few to many poisoned images; stop at the first ASR ≥ {threshold}.")
-    pairs = sorted(zip((float(c) for c in counts), (float(a) for a in asr), strict=True))
-    reached = [c for c, a in pairs if a >= threshold]
-    value = _number(answer)
-    if not reached:
-        ok = (value is not None and math.isinf(value)) or answer == "never"
-        return _report(ok, f"no setting of this sweep reaches an ASR of {threshold}: answer 'never'.")
-    expected = reached[0]
-    if value is None:
-        return _report(False, f"expected a number of images, got {answer!r}.")
-    if value == expected:
-        return _report(True, f"right: {expected:g} poisoned images are enough for an ASR ≥ {threshold}.")
-    if value < expected:
-        return _report(False, f"with {value:g} images the sweep's ASR stays below {threshold}.")
-    return _report(False, f"{value:g} works, but fewer images already reach {threshold}.")
+    return _check_first_reaching(answer, counts, asr, threshold, "number of images", {
+        "right": "right: {x:g} poisoned images are enough for an ASR ≥ {t}.",
+        "below": "with {v:g} images the sweep's ASR stays below {t}.",
+        "above": "{v:g} works, but fewer images already reach {t}.",
+    })  # fmt: skip
 
 
 def check_rate_for_count(answer, count: int, n: int) -> bool:
@@ -324,19 +332,11 @@ def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
     """06 · The smallest trigger side (pixels) of the size ablation whose ASR reaches ``threshold``."""
     if answer is None:
         return _hint(f"read the size ablation from small to large and stop at the first ASR ≥ {threshold}.")
-    pairs = sorted(zip((int(s) for s in sizes), (float(a) for a in asr), strict=True))
-    reached = [s for s, a in pairs if a >= threshold]
-    value = _number(answer)
-    if not reached:
-        ok = answer == "never" or (value is not None and math.isinf(value))
-        return _report(ok, f"no size of this ablation reaches an ASR of {threshold}: answer 'never'.")
-    if value is None:
-        return _report(False, f"expected a size in pixels, got {answer!r}.")
-    if value == reached[0]:
-        return _report(True, f"right: a {reached[0]}×{reached[0]} square is the smallest that reaches {threshold}.")
-    if value < reached[0]:
-        return _report(False, f"a {value:g}-pixel trigger stays below an ASR of {threshold} in this run.")
-    return _report(False, f"{value:g} works, but a smaller trigger already reaches {threshold}.")
+    return _check_first_reaching(answer, sizes, asr, threshold, "size in pixels", {
+        "right": "right: a {x:g}×{x:g} square is the smallest that reaches {t}.",
+        "below": "a {v:g}-pixel trigger stays below an ASR of {t} in this run.",
+        "above": "{v:g} works, but a smaller trigger already reaches {t}.",
+    })  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- 07 · defences
