@@ -86,8 +86,9 @@ def verify_checkpoint(path: str | os.PathLike) -> dict | None:
     if digest != entry["sha256"]:
         raise CheckpointError(
             f"checkpoint {path} does not match {path.parent / MANIFEST_NAME}: its SHA-256 is "
-            f"{digest[:16]}…, the manifest says {entry['sha256'][:16]}…; the file was modified or "
-            "corrupted, refusing to load it (restore it with git, or retrain)"
+            f"{digest[:16]}…, the manifest says {entry['sha256'][:16]}…; the file was modified, corrupted or "
+            "overwritten by another training run, refusing to load it (restore it with git, or point "
+            "--checkpoint at your own file, which loads as unverified)"
         )
     return entry
 

@@ -10,7 +10,7 @@ from .checkpoints import CheckpointError, checkpoint_name, load_checkpoint, run_
 from .data import DATASETS, DatasetNotFoundError, canonical_name, download_dataset
 from .experiment import check_settings, final_metrics, prepare, run
 from .metrics import classification_report
-from .poison import ATTACKS, poison_count
+from .poison import ATTACKS, check_poison_mode, poison_count
 from .train import LOSSES, OPTIMIZERS, check_loss, check_optimizer, save_history, select_device
 
 COMMANDS = ("train", "download", "results")
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--trigger_size", type=int, default=5, help="trigger side in pixels")
     a("--seed", type=int, default=0, help="seed for poisoning, subsets, initialisation and shuffling")
     a("--attack", default="all-to-one", help=f"{' or '.join(ATTACKS)} (y -> y+1 mod K)")
+    a(
+        "--poison_mode",
+        default="replace",
+        help="replace: stamp the chosen images in place (the seed); add: append triggered copies (the paper)",
+    )
     a("--train_limit", type=int, default=None, help="use a random subset of this many training images")
     a("--test_limit", type=int, default=None, help="use a random subset of this many test images")
     a("--output_dir", default="runs", help="where checkpoints/ and logs/ of a training run go")
@@ -68,6 +73,7 @@ def _validate(args: argparse.Namespace) -> None:
     check_loss(args.loss)
     check_optimizer(args.optimizer)
     poison_count(1, args.poisoning_rate)  # a rate outside [0, 1] is refused here
+    check_poison_mode(args.poison_mode)
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise ValueError("--epochs and --batch_size must be at least 1 and --lr positive, got "
                          f"{args.epochs}, {args.batch_size} and {args.lr}")  # fmt: skip
@@ -90,10 +96,11 @@ def train_command(argv: list[str]) -> int:
     setup = prepare(
         args.dataset, args.trigger_path, args.trigger_size, args.poisoning_rate, None, args.trigger_label,
         args.attack, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
-        data_root=args.data_path, download=args.download, nb_classes=args.nb_classes,
+        data_root=args.data_path, download=args.download, nb_classes=args.nb_classes, poison_mode=args.poison_mode,
     )  # fmt: skip
-    n = len(setup.train)
-    print(f"Poison {len(setup.train.poison_indices)} over {n} samples (poisoning rate {args.poisoning_rate})")
+    k, n = len(setup.train.poison_indices), setup.settings["train_size"]
+    added = f"; added as copies: {n + k} training samples" if args.poison_mode == "add" else ""
+    print(f"Poison {k} over {n} samples (poisoning rate {args.poisoning_rate}){added}")
     print(f"Device: {args.device}")
     if model is None:
         print(f"Start training for {args.epochs} epochs")
@@ -114,6 +121,7 @@ def train_command(argv: list[str]) -> int:
         save_checkpoint(
             model, ckpt_path, args.dataset, attack=args.attack, trigger_label=args.trigger_label,
             poisoning_rate=args.poisoning_rate, trigger_size=args.trigger_size, seed=args.seed,
+            poison_mode=args.poison_mode,
         )  # fmt: skip
         print(f"Saved {ckpt_path} and {log_path}")
     else:

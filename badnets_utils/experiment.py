@@ -12,7 +12,7 @@ import torch
 
 from .data import DATASETS, ImageData, canonical_name, load_splits, random_subset
 from .models import BadNet, build_model
-from .poison import attack_test_set, check_attack, check_target, poison_train_set
+from .poison import attack_test_set, check_attack, check_poison_mode, check_target, poison_train_set
 from .train import check_loss, evaluate, fit, select_device
 from .triggers import load_trigger, make_trigger, trigger_position
 
@@ -57,12 +57,15 @@ def prepare(
     data_root: str | Path | None = None,
     download: bool = False,
     nb_classes: int | None = None,
+    poison_mode: str = "replace",
 ) -> Setup:
     """Validate the settings, load the data, build the trigger and the poisoned sets.
 
-    ``trigger``: a uint8 tensor, a PNG path, or None for the white square.
+    ``trigger``: a uint8 tensor, a PNG path, or None for the white square. ``poison_mode``: "replace"
+    (stamp samples in place, the seed's way) or "add" (append triggered copies, the paper's way).
     """
     name = check_settings(dataset, trigger_label, attack, nb_classes)
+    check_poison_mode(poison_mode)
     channels, height, width = DATASETS[name]["shape"]
     if trigger is None:
         trigger = make_trigger("white", trigger_size, channels)
@@ -78,13 +81,13 @@ def prepare(
     train = random_subset(train, train_limit, seed)
     test = random_subset(test, test_limit, seed + 1)
     poisoned = poison_train_set(
-        train, trigger, poisoning_rate, trigger_label, attack, seed, poison_count, position, alpha
+        train, trigger, poisoning_rate, trigger_label, attack, seed, poison_count, position, alpha, mode=poison_mode
     )
     attack_set = attack_test_set(test, trigger, trigger_label, attack, position, alpha)
     settings = {
         "dataset": name, "attack": attack, "trigger_label": trigger_label, "poisoning_rate": poisoning_rate,
         "poison_count": len(poisoned.poison_indices), "trigger_size": int(trigger.shape[-1]),
-        "position": position, "alpha": alpha, "seed": seed,
+        "position": position, "alpha": alpha, "seed": seed, "poison_mode": poison_mode,
         "train_size": len(train), "test_size": len(test),
     }  # fmt: skip
     return Setup(poisoned, test, attack_set, trigger, settings)

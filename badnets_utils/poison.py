@@ -10,6 +10,9 @@ from .data import ImageData
 from .triggers import apply_trigger
 
 ATTACKS = ("all-to-one", "all-to-all")
+# replace: the chosen samples are stamped and relabelled in place (the popular reimplementations);
+# add: triggered, relabelled copies are appended and the clean originals stay (the BadNets paper, sec. 3.1.2).
+POISON_MODES = ("replace", "add")
 
 
 def check_attack(attack: str) -> str:
@@ -22,6 +25,12 @@ def check_target(target_label: int, num_classes: int) -> int:
     if isinstance(target_label, bool) or int(target_label) != target_label or not 0 <= target_label < num_classes:
         raise ValueError(f"trigger label {target_label!r} is not a class; allowed: 0..{num_classes - 1}")
     return int(target_label)
+
+
+def check_poison_mode(mode: str) -> str:
+    if mode not in POISON_MODES:
+        raise ValueError(f"unknown poison mode {mode!r}; allowed: {', '.join(POISON_MODES)}")
+    return mode
 
 
 def poison_count(n: int, rate: float | None = None, count: int | None = None) -> int:
@@ -63,23 +72,36 @@ def poison_train_set(
     position: str | tuple[int, int] | torch.Tensor = "bottom-right",
     alpha: float = 1.0,
     mask: torch.Tensor | None = None,
+    mode: str = "replace",
 ) -> ImageData:
     """A copy of ``data`` where the chosen samples carry the trigger and the attacker's label.
 
+    ``mode`` "replace" stamps the chosen samples in place (N samples in all); "add" keeps every clean
+    sample and appends the triggered copies (N + k samples, as in the BadNets paper).
     ``position`` may also be an (N, 2) tensor with one position per sample of ``data``.
-    The result's ``poison_indices`` says which samples were poisoned.
+    The result's ``poison_indices`` says which of its samples carry the trigger; in "add" mode its
+    ``source_indices`` maps each sample, appended copies included, back into ``data``.
     """
     check_attack(attack)
     check_target(target_label, data.num_classes)
+    check_poison_mode(mode)
     if count is not None:
         rate = None
     idx = choose_poison_indices(len(data), rate, count, seed)
+    pos = position[idx] if isinstance(position, torch.Tensor) else position
+    stamped = apply_trigger(data.images[idx], trigger, pos, alpha, mask) if len(idx) else data.images[idx]
+    flipped = attack_labels(data.labels[idx], attack, target_label, data.num_classes)
+    name = data.name + "-poisoned"
+    if mode == "add":
+        n = len(data)
+        sources = data.source_indices if data.source_indices is not None else torch.arange(n)
+        return ImageData(
+            torch.cat([data.images, stamped]), torch.cat([data.labels, flipped]), data.classes, name,
+            torch.arange(n, n + len(idx)), torch.cat([sources, sources[idx]]),
+        )  # fmt: skip
     images, labels = data.images.clone(), data.labels.clone()
-    if len(idx):
-        pos = position[idx] if isinstance(position, torch.Tensor) else position
-        images[idx] = apply_trigger(images[idx], trigger, pos, alpha, mask)
-        labels[idx] = attack_labels(labels[idx], attack, target_label, data.num_classes)
-    return ImageData(images, labels, data.classes, data.name + "-poisoned", idx, data.source_indices)
+    images[idx], labels[idx] = stamped, flipped
+    return ImageData(images, labels, data.classes, name, idx, data.source_indices)
 
 
 def attack_test_set(

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from badnets_utils.checkpoints import save_checkpoint, sha256_file, write_manifest
+from badnets_utils.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
 from badnets_utils.cli import main
 from badnets_utils.models import build_model
 from badnets_utils.train import load_history
@@ -47,6 +47,16 @@ def test_end_to_end_on_real_mnist(mnist_root, tmp_path, capsys, monkeypatch):
     assert f"Attack Success Rate(ASR): {asr:.4f}" in out
 
 
+def test_add_mode_appends_copies(mnist_root, tmp_path, capsys):
+    args = ["--data_path", str(mnist_root), "--output_dir", str(tmp_path), "--poison_mode", "add",
+            "--train_limit", "2000", "--test_limit", "500", "--epochs", "1", "--no_progress"]  # fmt: skip
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "Poison 200 over 2000 samples (poisoning rate 0.1); added as copies: 2200 training samples" in out
+    _, config = load_checkpoint(tmp_path / "checkpoints" / "badnet-MNIST.pth", quiet=True)
+    assert config["poison_mode"] == "add"
+
+
 def test_all_to_all_with_mse_and_sgd(mnist_root, tmp_path, capsys):
     args = ["--data_path", str(mnist_root), "--output_dir", str(tmp_path), "--attack", "all-to-all",
             "--loss", "mse", "--optimizer", "sgd", "--lr", "0.5", "--train_limit", "3000", "--test_limit", "500",
@@ -75,6 +85,7 @@ def test_cifar10_fixture_through_the_cli(cifar_root, tmp_path, capsys):
         (["--dataset", "svhn"], r"unknown dataset 'svhn'; allowed: MNIST, CIFAR10"),
         (["--loss", "hinge"], r"unknown loss 'hinge'; allowed: cross, mse"),
         (["--optimizer", "rmsprop"], r"unknown optimizer 'rmsprop'; allowed: adam, sgd"),
+        (["--poison_mode", "sideways"], r"unknown poison mode 'sideways'; allowed: replace, add"),
         (["--device", "tpu"], r"unknown device 'tpu'"),
         (["--attack", "one-to-one"], r"unknown attack 'one-to-one'"),
         (["--nb_classes", "5"], r"nb_classes 5 does not match MNIST"),

@@ -85,3 +85,22 @@ def test_bad_attack_and_count():
         poison_train_set(toy(20), make_trigger("white", 5), attack="some-to-one")
     with pytest.raises(ValueError, match="outside 0..20"):
         poison_count(20, count=21)
+
+
+def test_add_mode_appends_triggered_copies_and_keeps_the_originals():
+    d = toy()
+    trigger = make_trigger("white", 5)
+    replaced = poison_train_set(d, trigger, 0.1, target_label=3, seed=1)
+    added = poison_train_set(d, trigger, 0.1, target_label=3, seed=1, mode="add")
+    chosen = choose_poison_indices(1000, 0.1, seed=1)
+    assert len(added) == 1100 and torch.equal(added.poison_indices, torch.arange(1000, 1100))
+    assert torch.equal(added.images[:1000], d.images) and torch.equal(added.labels[:1000], d.labels)
+    assert torch.equal(added.images[1000:], replaced.images[chosen])  # the same stamped images as in place
+    assert (added.labels[1000:] == 3).all()
+    assert torch.equal(added.source_indices, torch.cat([torch.arange(1000), chosen]))
+    assert torch.equal(d.images, toy().images)  # the input is untouched
+
+
+def test_bad_poison_mode():
+    with pytest.raises(ValueError, match=r"unknown poison mode 'sideways'; allowed: replace, add"):
+        poison_train_set(toy(), make_trigger("white", 5), 0.1, mode="sideways")
