@@ -8,13 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .plots import NotebookFigure
-
-DPI = 80
-
-
-def _figure(width: float, height: float) -> Figure:
-    return NotebookFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+from .plots import new_figure
 
 
 def clustering_projection(
@@ -26,7 +20,7 @@ def clustering_projection(
     if len(idx) > max_points:
         idx = torch.randperm(len(idx), generator=torch.Generator().manual_seed(0))[:max_points]
     z, c, p = projection[idx, :2].numpy(), cluster[idx].numpy(), is_poison[idx].numpy()
-    fig = _figure(8.0, 3.4)
+    fig = new_figure(8.0, 3.4)
     left, right = fig.subplots(1, 2, sharex=True, sharey=True)
     for ax, values, names, colors, title in (
         (left, c, ("larger cluster", "smaller cluster (flagged)"), ("tab:blue", "tab:orange"), "2-means clusters"),
@@ -43,7 +37,7 @@ def clustering_projection(
 
 def per_class_bars(values: torch.Tensor, ylabel: str, title: str, highlight: int | None = None) -> Figure:
     """One bar per class, the ``highlight`` class in red."""
-    fig = _figure(5.0, 2.6)
+    fig = new_figure(5.0, 2.6)
     ax = fig.subplots()
     v = values.numpy()
     colors = ["tab:red" if k == highlight else "tab:gray" for k in range(len(v))]
@@ -57,7 +51,7 @@ def per_class_bars(values: torch.Tensor, ylabel: str, title: str, highlight: int
 
 def score_histogram(scores: torch.Tensor, is_poison: torch.Tensor, cutoff: float | None, cls: int) -> Figure:
     """Spectral outlier scores of class ``cls``: clean and poisoned samples, and the removal cutoff."""
-    fig = _figure(5.5, 3.0)
+    fig = new_figure(5.5, 3.0)
     ax = fig.subplots()
     s = scores.numpy()
     p = is_poison.numpy()
@@ -76,7 +70,7 @@ def score_histogram(scores: torch.Tensor, is_poison: torch.Tensor, cutoff: float
 
 def before_after(labels: Sequence[str], tca: Sequence[float], asr: Sequence[float], title: str) -> Figure:
     """Grouped bars of clean accuracy and ASR (%) for a few models."""
-    fig = _figure(5.0, 2.8)
+    fig = new_figure(5.0, 2.8)
     ax = fig.subplots()
     x = np.arange(len(labels))
     ax.bar(x - 0.2, [100 * v for v in tca], 0.4, label="clean accuracy", color="tab:blue")
@@ -96,7 +90,7 @@ def pruning_plot(curve: dict, tuned: dict | None = None) -> Figure:
 
     ``tuned``: {fraction: (clean_acc, asr)} after fine-tuning.
     """
-    fig = _figure(5.5, 3.2)
+    fig = new_figure(5.5, 3.2)
     ax = fig.subplots()
     f = 100 * curve["fractions"].numpy()
     ax.plot(f, 100 * curve["clean_acc"].numpy(), "o-", color="tab:blue", label="clean accuracy, pruned")
@@ -120,7 +114,7 @@ def reversed_triggers(
     """Top: each class's reverse-engineered trigger (mask × pattern) with its mask norm and anomaly index;
     bottom-right: the real trigger stamped on a blank image."""
     k = len(masks)
-    fig = _figure(1.2 * (k + 1), 1.9)
+    fig = new_figure(1.2 * (k + 1), 1.9)
     axes = fig.subplots(1, k + 1)
     for t in range(k):
         img = (masks[t] * patterns[t]).mean(0).numpy()

@@ -31,7 +31,8 @@ class NotebookFigure(Figure):
         return buf.getvalue()
 
 
-def _new_figure(width: float, height: float, dpi: int = DPI) -> Figure:
+def new_figure(width: float, height: float, dpi: int = DPI) -> Figure:
+    """A constrained-layout figure that notebooks display without pyplot (shared by every figure module)."""
     return NotebookFigure(figsize=(width, height), dpi=min(dpi, 100), layout="constrained")
 
 
@@ -65,7 +66,7 @@ def image_grid(
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, (n + ncols - 1) // ncols)
-    fig = _new_figure(cell * ncols, cell * nrows + (0.35 if title else 0) + (0.2 * nrows if titles else 0))
+    fig = new_figure(cell * ncols, cell * nrows + (0.35 if title else 0) + (0.2 * nrows if titles else 0))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
         if i >= n:
@@ -90,7 +91,7 @@ def class_grid(
 ) -> Figure:
     """One row per class with its first ``per_class`` examples; the class name labels each row."""
     k = len(classes)
-    fig = _new_figure(cell * per_class + 1.0, cell * k + (0.4 if title else 0))
+    fig = new_figure(cell * per_class + 1.0, cell * k + (0.4 if title else 0))
     axes = fig.subplots(k, per_class, squeeze=False)
     for c in range(k):
         idx = torch.nonzero(labels == c).flatten()[:per_class]
@@ -116,7 +117,7 @@ def class_counts(
     groups = [labels] if isinstance(labels, torch.Tensor) else list(labels)
     names = list(names) if names is not None else [f"set {i + 1}" for i in range(len(groups))]
     k = len(classes)
-    fig = _new_figure(max(5.0, 0.55 * k + 1.5), 3.0)
+    fig = new_figure(max(5.0, 0.55 * k + 1.5), 3.0)
     ax = fig.subplots()
     width = 0.8 / len(groups)
     x = np.arange(k)
@@ -150,7 +151,7 @@ def trigger_comparison(
     panels = [(clean, labels[0]), (triggered, labels[1]), (diff, labels[2])]
     if crop:
         panels.append((triggered[..., -crop:, -crop:], f"bottom-right {crop}×{crop}, zoomed"))
-    fig = _new_figure(2.2 * len(panels), 2.5 + (0.3 if title else 0))
+    fig = new_figure(2.2 * len(panels), 2.5 + (0.3 if title else 0))
     axes = fig.subplots(1, len(panels))
     for i, (ax, (img, name)) in enumerate(zip(axes, panels, strict=True)):
         _show(ax, img, cmap="magma" if i == 2 else "gray")
@@ -169,7 +170,7 @@ def trigger_comparison(
 def history_curves(history: Sequence[dict], title: str = "Training history") -> Figure:
     """Training loss (left) and clean accuracy with ASR (right) per epoch, from ``fit``'s history."""
     epochs = [int(r["epoch"]) + 1 for r in history]
-    fig = _new_figure(8.0, 3.0)
+    fig = new_figure(8.0, 3.0)
     left, right = fig.subplots(1, 2)
     left.plot(epochs, [r["train_loss"] for r in history], "o-", label="training loss (poisoned set)")
     if "clean_loss" in history[0]:
@@ -203,7 +204,7 @@ def confusion_heatmap(
     counts = cm.cpu().double()
     values = 100 * counts / counts.sum(1, keepdim=True).clamp(min=1) if normalize else counts
     if ax is None:
-        fig = _new_figure(4.2, 3.8)
+        fig = new_figure(4.2, 3.8)
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -229,7 +230,7 @@ def confusion_pair(
     clean_cm: torch.Tensor, attack_cm: torch.Tensor, classes: Sequence[str], title: str | None = None
 ) -> Figure:
     """Clean and triggered confusion matrices side by side."""
-    fig = _new_figure(8.6, 3.8)
+    fig = new_figure(8.6, 3.8)
     a, b = fig.subplots(1, 2)
     confusion_heatmap(clean_cm, classes, "clean test images", ax=a)
     confusion_heatmap(attack_cm, classes, "triggered test images (true label rows)", ax=b)
@@ -283,7 +284,7 @@ def asr_vs_rate(
     panels = [("poisoning rate (fraction of the training set)", list(rates))]
     if counts is not None:
         panels.append(("poisoned training images (count)", list(counts)))
-    fig = _new_figure(4.6 * len(panels), 3.4)
+    fig = new_figure(4.6 * len(panels), 3.4)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     asr = 100 * np.asarray(asr_mean, dtype=float)
     tca = 100 * np.asarray(tca_mean, dtype=float)
