@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_file, write_manifest
+from .cli import build_parser
 from .cli import main as cli_main
 from .experiment import final_metrics, prepare
 from .io import atomic_write_text
@@ -44,20 +45,18 @@ TABLE_START, TABLE_END = "<!-- results-table -->", "<!-- /results-table -->"
 
 
 def _settings(args: list[str]) -> dict:
-    def get(flag, default):
-        return args[len(args) - 1 - args[::-1].index(flag) + 1] if flag in args else default
-
-    rate = float(get("--poisoning_rate", "0.1"))
+    """A release's settings, read with the CLI's own parser, so that its defaults are the CLI's."""
+    a = build_parser().parse_args(args)
     return {
-        "dataset": get("--dataset", "MNIST"),
-        "attack": "none" if rate == 0 else get("--attack", "all-to-one"),
-        "trigger_label": int(get("--trigger_label", "1")),
-        "poisoning_rate": rate,
-        "poison_mode": get("--poison_mode", "replace"),
-        "trigger": get("--trigger_path", "triggers/trigger_white.png"),
-        "trigger_size": int(get("--trigger_size", "5")),
-        "seed": int(get("--seed", "0")),
-        "epochs": int(get("--epochs", "4")),
+        "dataset": a.dataset,
+        "attack": "none" if a.poisoning_rate == 0 else a.attack,
+        "trigger_label": a.trigger_label,
+        "poisoning_rate": a.poisoning_rate,
+        "poison_mode": a.poison_mode,
+        "trigger": a.trigger_path,
+        "trigger_size": a.trigger_size,
+        "seed": a.seed,
+        "epochs": a.epochs,
     }
 
 
@@ -77,6 +76,16 @@ def evaluate_entry(path: Path, entry: dict, data_root=None) -> dict:
             "attack_test_size": len(setup.test_attack)}  # fmt: skip
 
 
+def _describe(e: dict) -> str:
+    """The attack, trigger, poisoned and epochs cells of a table row, from a manifest entry or settings."""
+    attack = {"all-to-one": f"all-to-one → {e['trigger_label']}", "all-to-all": "all-to-all (y → y+1)",
+              "none": "none (clean baseline)"}[e["attack"]]  # fmt: skip
+    trigger = f"{Path(e['trigger']).stem.replace('trigger_', '')} {e['trigger_size']}×{e['trigger_size']}"
+    mode = " (added copies)" if e.get("poison_mode") == "add" else " (replaced)"
+    poisoned = f"{e['poisoning_rate']:.0%}{mode}" if e["poisoning_rate"] else "0"
+    return f"{attack} | {trigger} | {poisoned} | {e['epochs']}"
+
+
 def render_table(entries: dict) -> str:
     """The README's results table, from the manifest alone."""
     rows = [
@@ -86,21 +95,11 @@ def render_table(entries: dict) -> str:
     order = sorted(entries, key=lambda n: (["all-to-one", "all-to-all", "none"].index(entries[n]["attack"]), n))
     for name in order:
         e = entries[name]
-        attack = {"all-to-one": f"all-to-one → {e['trigger_label']}", "all-to-all": "all-to-all (y → y+1)",
-                  "none": "none (clean baseline)"}[e["attack"]]  # fmt: skip
-        trigger = f"{Path(e['trigger']).stem.replace('trigger_', '')} {e['trigger_size']}×{e['trigger_size']}"
-        mode = " (added copies)" if e.get("poison_mode") == "add" else " (replaced)"
-        poisoned = f"{e['poisoning_rate']:.0%}{mode}" if e["poisoning_rate"] else "0"
         asr_note = " (trigger → 1 on a clean model)" if e["attack"] == "none" else ""
-        rows.append(
-            f"| `{name}` | {e['dataset']} | {attack} | {trigger} | {poisoned} | {e['epochs']} | "
-            f"{e['tca']:.2%} | {e['asr']:.2%}{asr_note} |"
-        )
-    c = _settings(shlex.split(CIFAR_COMMAND)[3:])
-    size = f"{c['trigger_size']}×{c['trigger_size']}"
-    rows.append(f"| train it yourself: `{CIFAR_COMMAND}` ({CIFAR_TIMES}) | CIFAR10 | all-to-one → {c['trigger_label']}"
-                f" | white {size} | {c['poisoning_rate']:.0%} (replaced) | {c['epochs']} | not trained here: "
-                "CIFAR-10 cannot be downloaded on the project's machines | |")  # fmt: skip
+        rows.append(f"| `{name}` | {e['dataset']} | {_describe(e)} | {e['tca']:.2%} | {e['asr']:.2%}{asr_note} |")
+    cifar = _settings(shlex.split(CIFAR_COMMAND)[3:])
+    rows.append(f"| train it yourself: `{CIFAR_COMMAND}` ({CIFAR_TIMES}) | CIFAR10 | {_describe(cifar)} | "
+                "not trained here: CIFAR-10 cannot be downloaded on the project's machines | |")  # fmt: skip
     return "\n".join(rows)
 
 
