@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_write, atomic_write_text
+from .files import atomic_write, atomic_write_text
 from .models import BadNet, build_model
 
 MANIFEST_NAME = "MANIFEST.json"

@@ -21,7 +21,7 @@ from .checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_f
 from .cli import build_parser
 from .cli import main as cli_main
 from .experiment import final_metrics, prepare
-from .io import atomic_write_text
+from .files import atomic_write_text
 
 # What each shipped checkpoint is: the CLI arguments that train it (run from the repository root).
 # Longer and gentler than the CLI's 4-epoch default, so that the backdoored models are as accurate on clean

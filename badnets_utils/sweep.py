@@ -19,7 +19,7 @@ import torch
 
 from .data import DATASETS, canonical_name, load_splits, random_subset
 from .experiment import Setup, final_metrics, run
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .poison import attack_test_set, poison_train_set
 from .triggers import make_trigger
 

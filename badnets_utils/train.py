@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import ImageData
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .metrics import confusion_matrix
 
 LOSSES = ("cross", "mse")

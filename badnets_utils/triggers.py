@@ -77,7 +77,7 @@ def save_trigger(trigger: torch.Tensor, path: str | os.PathLike) -> Path:
     """Write a uint8 (C, h, w) trigger as PNG, atomically (temporary file, then rename)."""
     from PIL import Image
 
-    from .io import atomic_write
+    from .files import atomic_write
 
     trigger = trigger.detach().cpu()
     if trigger.dtype != torch.uint8 or trigger.dim() != 3 or trigger.shape[0] not in (1, 3):
