@@ -1,65 +1,78 @@
-"""Command line: ``python -m badnets_utils`` / ``badnets`` (train or evaluate), ``download``, ``results``."""
+"""Command line: ``python -m badnets_utils`` / ``badnets`` (train or evaluate) and its subcommands.
+
+The flags are those of the popular BadNets scripts; their defaults come from ``experiment.Attack`` and
+``experiment.Budget``, and a run goes through ``experiment.prepare`` / ``run`` like every other entry point.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
-from .checkpoints import CheckpointError, checkpoint_name, load_checkpoint, run_tag, save_checkpoint
+from .argparsing import Parser
+from .checkpoints import CheckpointError, load_checkpoint
 from .data import DATASETS, DatasetNotFoundError, canonical_name, download_dataset
-from .experiment import check_settings, final_metrics, prepare, run
+from .experiment import (
+    Attack,
+    Budget,
+    check_attack_settings,
+    check_budget,
+    check_output,
+    final_metrics,
+    output_paths,
+    prepare,
+    save_run,
+)
+from .experiment import run as run_experiment
 from .metrics import classification_report
-from .poison import ATTACKS, check_poison_mode, poison_count
-from .train import LOSSES, OPTIMIZERS, check_loss, check_optimizer, save_history, select_device
+from .poison import ATTACKS, POISON_MODES
+from .train import LOSSES, OPTIMIZERS, select_device
 
-COMMANDS = ("train", "download", "results")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+# subcommand -> (module, function taking argv and returning an exit code); imported only when used
+SUBCOMMANDS = {
+    "download": (__name__, "download_command"),
+    "results": ("badnets_utils.results", "main"),
+    "classroom": ("badnets_utils.classroom", "main"),
+    "set-repo": ("badnets_utils.repo", "main"),
+}
+ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="badnets",
-        description="Train a BadNets-backdoored CNN on MNIST or CIFAR-10 and report clean accuracy "
-        "(TCA) and attack success rate (ASR). Subcommands: `download` fetches datasets, `results` "
-        "re-evaluates the shipped checkpoints.",
+        description="Train a BadNets-backdoored CNN on MNIST, Fashion-MNIST or CIFAR-10 and report clean accuracy "
+        f"(TCA) and attack success rate (ASR). Subcommands: {', '.join(SUBCOMMANDS)} (each has --help).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     a = p.add_argument
-    a("--dataset", default="MNIST", help="MNIST or CIFAR10 (any case)")
+    a("--dataset", default=ATTACK.dataset, help=f"{', '.join(DATASETS)} (any case)")
     a("--nb_classes", type=int, default=None, help="number of classes (default: the dataset's)")
     a("--load_local", action="store_true", help="evaluate a saved checkpoint instead of training")
     a("--checkpoint", default=None, help="checkpoint for --load_local (default: checkpoints/badnet-<DATASET>.pth, "
       "the verified shipped one)")  # fmt: skip
-    a("--loss", default="cross", help=f"{' or '.join(LOSSES)} (mse: softmax vs one-hot)")
-    a("--optimizer", default="adam", help=f"{' or '.join(OPTIMIZERS)} (sgd uses momentum 0.9)")
-    a("--epochs", type=int, default=4, help="training epochs")
-    a("--batch_size", type=int, default=128, help="batch size")
-    a(
-        "--num_workers",
-        type=int,
-        default=0,
-        help="kept for the seed's scripts: the tensor pipeline needs no loader workers",
-    )
-    a("--lr", type=float, default=2e-3, help="learning rate (peak of a one-cycle schedule with adam)")
+    a("--manifest", default=None, help="a MANIFEST.json you trust, to verify a --checkpoint that the project's "
+      "manifest does not list")  # fmt: skip
+    a("--loss", default=BUDGET.loss, help=f"{' or '.join(LOSSES)} (mse: softmax vs one-hot)")
+    a("--optimizer", default=BUDGET.optimizer, help=f"{' or '.join(OPTIMIZERS)} (sgd uses momentum 0.9)")
+    a("--epochs", type=int, default=BUDGET.epochs, help="training epochs")
+    a("--batch_size", type=int, default=BUDGET.batch_size, help="batch size")
+    a("--num_workers", type=int, default=0, help="kept for the seed's scripts: the tensor pipeline needs no workers")
+    a("--lr", type=float, default=BUDGET.lr, help="learning rate (peak of a one-cycle schedule with adam)")
     a("--download", action="store_true", help="download the dataset if it is missing")
     a("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
-    a("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    a("--poisoning_rate", type=float, default=0.1, help="fraction of training images poisoned, in [0, 1]")
-    a("--trigger_label", type=int, default=1, help="target class of the all-to-one attack")
-    a("--trigger_path", default="./triggers/trigger_white.png", help="trigger image (PNG)")
-    a("--trigger_size", type=int, default=5, help="trigger side in pixels")
-    a("--seed", type=int, default=0, help="seed for poisoning, subsets, initialisation and shuffling")
-    a("--attack", default="all-to-one", help=f"{' or '.join(ATTACKS)} (y -> y+1 mod K)")
-    a(
-        "--poison_mode",
-        default="replace",
-        help="replace: stamp the chosen images in place (the seed); add: append triggered copies (the paper)",
-    )
+    a("--device", default=BUDGET.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    a("--poisoning_rate", type=float, default=ATTACK.rate, help="fraction of training images poisoned, in [0, 1]")
+    a("--trigger_label", type=int, default=ATTACK.target, help="target class of the all-to-one attack")
+    a("--trigger_path", default=None, help="trigger image (PNG); default: the built-in white square, the same "
+      "pixels as triggers/trigger_white.png")  # fmt: skip
+    a("--trigger_size", type=int, default=ATTACK.trigger_size, help="trigger side in pixels")
+    a("--seed", type=int, default=ATTACK.seed, help="seed for poisoning, subsets, initialisation and shuffling")
+    a("--attack", default=ATTACK.kind, help=f"{' or '.join(ATTACKS)} (y -> y+1 mod K)")
+    a("--poison_mode", default=ATTACK.mode, help=f"{' or '.join(POISON_MODES)}: replace stamps the chosen images in "
+      "place (the popular scripts); add appends triggered copies (the paper)")  # fmt: skip
     a("--train_limit", type=int, default=None, help="use a random subset of this many training images")
     a("--test_limit", type=int, default=None, help="use a random subset of this many test images")
     a("--output_dir", default="runs", help="where checkpoints/ and logs/ of a training run go")
@@ -67,66 +80,73 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _validate(args: argparse.Namespace) -> None:
-    """Every value checked before any data, checkpoint or file is touched."""
-    args.dataset = check_settings(args.dataset, args.trigger_label, args.attack, args.nb_classes)
-    check_loss(args.loss)
-    check_optimizer(args.optimizer)
-    poison_count(1, args.poisoning_rate)  # a rate outside [0, 1] is refused here
-    check_poison_mode(args.poison_mode)
-    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
-        raise ValueError("--epochs and --batch_size must be at least 1 and --lr positive, got "
-                         f"{args.epochs}, {args.batch_size} and {args.lr}")  # fmt: skip
-    for name in ("train_limit", "test_limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    args.device = select_device(args.device)
+def attack_from_args(args: argparse.Namespace) -> Attack:
+    """The CLI's flags as an Attack (checked)."""
+    attack = Attack(
+        dataset=args.dataset, trigger=args.trigger_path or ATTACK.trigger, trigger_size=args.trigger_size,
+        target=args.trigger_label, kind=args.attack, rate=args.poisoning_rate, mode=args.poison_mode, seed=args.seed,
+    )  # fmt: skip
+    attack = check_attack_settings(attack)
+    k = len(DATASETS[attack.dataset]["classes"])
+    if args.nb_classes is not None and args.nb_classes != k:
+        raise ValueError(f"--nb_classes {args.nb_classes} does not match {attack.dataset}, which has {k} classes")
+    return attack
+
+
+def budget_from_args(args: argparse.Namespace) -> Budget:
+    """The CLI's flags as a Budget (checked)."""
+    return check_budget(Budget(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, loss=args.loss,
+        device=args.device, train_limit=args.train_limit, test_limit=args.test_limit,
+    ))  # fmt: skip
+
+
+def _settings_note(config: dict, attack: Attack) -> str | None:
+    """A warning when a checkpoint is evaluated with other attack settings than it was trained with."""
+    differ = []
+    for key, flag, mine in (("attack", "--attack", attack.kind), ("trigger_label", "--trigger_label", attack.target),
+                            ("trigger_size", "--trigger_size", attack.trigger_size)):  # fmt: skip
+        theirs = config.get(key)
+        if theirs is not None and theirs != mine and not (key == "trigger_label" and attack.kind == "all-to-all"):
+            differ.append(f"{flag} {theirs}")
+    if not differ:
+        return None
+    return f"note: this checkpoint was trained with {', '.join(differ)}; pass the same flags to measure its backdoor"
 
 
 def train_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    _validate(args)
+    attack, budget = attack_from_args(args), budget_from_args(args)
     model = None
     if args.load_local:  # check the checkpoint before loading any data
-        path = Path(
-            args.checkpoint or Path("checkpoints") / checkpoint_name(args.dataset, args.attack, args.poisoning_rate)
-        )
-        model, config = load_checkpoint(path, args.dataset)
-        print(f"Loaded {path} ({'verified against the manifest' if config['verified'] else 'unverified'})")
-    setup = prepare(
-        args.dataset, args.trigger_path, args.trigger_size, args.poisoning_rate, None, args.trigger_label,
-        args.attack, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
-        data_root=args.data_path, download=args.download, nb_classes=args.nb_classes, poison_mode=args.poison_mode,
-    )  # fmt: skip
-    k, n = len(setup.train.poison_indices), setup.settings["train_size"]
-    added = f"; added as copies: {n + k} training samples" if args.poison_mode == "add" else ""
-    print(f"Poison {k} over {n} samples (poisoning rate {args.poisoning_rate}){added}")
-    print(f"Device: {args.device}")
+        path = Path(args.checkpoint or Path("checkpoints") / output_paths(attack, "")[0].name)
+        model, config = load_checkpoint(path, attack.dataset, manifest=args.manifest)
+        trusted = "the project's manifest" if args.manifest is None else args.manifest
+        how = f"verified against {trusted}" if config["verified"] else "unverified"
+        print(f"Loaded {path} ({how})")
+        note = _settings_note(config, attack)
+        if note:
+            print(note)
+    else:
+        check_output(attack, args.output_dir)  # before any data is loaded or trained on
+    setup = prepare(attack, budget, data_root=args.data_path, download=args.download)
+    k, n = len(setup.train.poison_indices), setup.train_size
+    added = f"; added as copies: {n + k} training samples" if attack.mode == "add" else ""
+    print(f"Poison {k} over {n} samples (poisoning rate {attack.rate}){added}")
+    print(f"Device: {select_device(budget.device)}")
     if model is None:
-        print(f"Start training for {args.epochs} epochs")
+        print(f"Start training for {budget.epochs} epochs")
 
         def report(row: dict) -> None:
             print(f"# EPOCH {row['epoch']}   loss: {row['train_loss']:.4f} Test Acc: {row['clean_acc']:.4f}, "
                   f"ASR: {row['asr']:.4f}  ({row['seconds']:.1f} s)", flush=True)  # fmt: skip
 
-        model, history = run(
-            setup, args.epochs, args.batch_size, args.lr, args.loss, args.optimizer, args.device,
-            progress=not args.no_progress, on_epoch=report,
-        )  # fmt: skip
-        out = Path(args.output_dir)
-        tag = run_tag(args.attack, args.trigger_label, args.poisoning_rate)
-        log_path = out / "logs" / f"{args.dataset}_{tag}.csv"
-        ckpt_path = out / "checkpoints" / checkpoint_name(args.dataset, args.attack, args.poisoning_rate)
-        save_history(history, log_path)
-        save_checkpoint(
-            model, ckpt_path, args.dataset, attack=args.attack, trigger_label=args.trigger_label,
-            poisoning_rate=args.poisoning_rate, trigger_size=args.trigger_size, seed=args.seed,
-            poison_mode=args.poison_mode,
-        )  # fmt: skip
-        print(f"Saved {ckpt_path} and {log_path}")
+        result = run_experiment(attack, budget, setup=setup, progress=not args.no_progress, on_epoch=report)
+        ckpt, log = save_run(result, args.output_dir)
+        print(f"Saved {ckpt} and {log}")
+        metrics = {"tca": result.tca, "asr": result.asr, "clean": result.clean}
     else:
-        model.to(args.device)
-    metrics = final_metrics(model, setup, args.loss)
+        metrics = final_metrics(model, setup, budget.loss)
     print(classification_report(metrics["clean"]["confusion"], setup.test.classes))
     print(f"Test Clean Accuracy(TCA): {metrics['tca']:.4f}")
     print(f"Attack Success Rate(ASR): {metrics['asr']:.4f}")
@@ -134,8 +154,8 @@ def train_command(argv: list[str]) -> int:
 
 
 def download_command(argv: list[str]) -> int:
-    p = _Parser(prog="badnets download", description="Download datasets into the data root (torchvision's layout).")
-    p.add_argument("--dataset", default="all", help="MNIST, CIFAR10 or all")
+    p = Parser(prog="badnets download", description="Download datasets into the data root (torchvision's layout).")
+    p.add_argument("--dataset", default="all", help=f"{', '.join(DATASETS)} or all")
     p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
     args = p.parse_args(argv)
     names = list(DATASETS) if args.dataset.lower() == "all" else [canonical_name(args.dataset)]
@@ -145,16 +165,13 @@ def download_command(argv: list[str]) -> int:
     return 0
 
 
-def results_command(argv: list[str]) -> int:
-    from .results import results_main
-
-    return results_main(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
-    handler = {"train": train_command, "download": download_command, "results": results_command}[command]
+    if argv and argv[0] in SUBCOMMANDS:
+        module, function = SUBCOMMANDS[argv.pop(0)]
+        handler = getattr(importlib.import_module(module), function)
+    else:
+        handler = train_command
     try:
         return handler(argv)
     except (ValueError, DatasetNotFoundError, CheckpointError) as err:

@@ -1,7 +1,11 @@
-"""MNIST and CIFAR-10 as whole uint8 tensors, loaded through torchvision's on-disk layout."""
+"""MNIST, Fashion-MNIST and CIFAR-10 as whole uint8 tensors, in torchvision's on-disk layout, checked on load."""
 
 from __future__ import annotations
 
+import builtins
+import functools
+import importlib
+import math
 import os
 import pickle
 from dataclasses import dataclass, replace
@@ -34,14 +38,37 @@ DATASETS: dict[str, dict] = {
         "mean": (0.4914, 0.4822, 0.4465),
         "std": (0.2470, 0.2435, 0.2616),
     },
+    "FashionMNIST": {
+        "classes": [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],  # fmt: skip
+        "shape": (1, 28, 28),
+        "mean": (0.2860,),
+        "std": (0.3530,),
+    },
 }
 DEFAULT_DATA_ROOT = "./data"
 DATA_ENV = "BADNETS_DATA"
 CIFAR_FOLDER = "cifar-10-batches-py"
+IDX_DATASETS = ("MNIST", "FashionMNIST")  # torchvision's <root>/<name>/raw/*-ubyte layout
+IDX_MAGIC = {"images": 2051, "labels": 2049}  # big-endian: 0x0000, type 0x08 (uint8), number of dimensions
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is not on disk and could not be downloaded."""
+
+
+class DatasetCorruptError(ValueError):
+    """A dataset file is on disk but unreadable or inconsistent."""
 
 
 @dataclass
@@ -98,64 +125,208 @@ class ImageData:
 
 
 def canonical_name(name: str) -> str:
-    """'mnist', 'cifar-10', 'CIFAR10' ... -> 'MNIST' or 'CIFAR10'."""
-    key = str(name).upper().replace("-", "").replace("_", "")
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)} (any case)")
-    return key
+    """'mnist', 'cifar-10', 'fashion_mnist', 'FashionMNIST' ... -> a key of DATASETS."""
+    key = str(name).upper().replace("-", "").replace("_", "").replace(" ", "")
+    for canonical in DATASETS:
+        if canonical.upper() == key:
+            return canonical
+    raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)} (any case, '-' or '_' allowed)")
 
 
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
-    """Data root: the argument, else $BADNETS_DATA, else ./data."""
+    """Data root: the argument, else $BADNETS_DATA, else ./data (the one place that decides it)."""
     if root is None or str(root) == "":
         root = os.environ.get(DATA_ENV) or DEFAULT_DATA_ROOT
     return Path(root).expanduser().absolute()
 
 
+def dataset_folder(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder holding a dataset's files: <root>/MNIST/raw, <root>/FashionMNIST/raw or <root>/cifar-10-batches-py."""
+    name, root = canonical_name(name), resolve_data_root(root)
+    return root / CIFAR_FOLDER if name == "CIFAR10" else root / name / "raw"
+
+
 def _missing(name: str, root: Path, why: str) -> DatasetNotFoundError:
-    where = root / ("MNIST/raw" if name == "MNIST" else CIFAR_FOLDER)
     return DatasetNotFoundError(
-        f"{name} not found: looked in {where.resolve()} ({why}). "
+        f"{name} not found: looked in {dataset_folder(name, root).resolve()} ({why}). "
         f"Get it with `python -m badnets_utils download --dataset {name} --data_path {root}` "
         f"(needs internet), or point --data_path / ${DATA_ENV} at a folder holding "
         f"torchvision's {name} layout."
     )
 
 
-def _load_mnist(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
+def _corrupt(name: str, path: Path, why: str) -> DatasetCorruptError:
+    return DatasetCorruptError(f"{name} file {path} is corrupt: {why} (delete it and download again)")
 
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+# ----------------------------------------------------------------------------- MNIST, Fashion-MNIST (idx files)
+
+
+def _idx_files(name: str, root: Path, train: bool) -> dict[str, Path]:
+    prefix = "train" if train else "t10k"
+    folder = dataset_folder(name, root)
+    return {kind: folder / f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte" for kind in IDX_MAGIC}
+
+
+def check_idx_file(path: Path, kind: str, name: str = "MNIST") -> tuple[int, ...]:
+    """The dimensions in an idx file's header, after checking its magic number and its exact length."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) < 4:
+        raise _corrupt(name, path, f"{size} bytes, shorter than an idx header")
+    magic, want = int.from_bytes(head[:4], "big"), IDX_MAGIC[kind]
+    if magic != want:
+        raise _corrupt(name, path, f"magic number {magic}, expected {want} for an idx {kind} file")
+    ndim = magic & 0xFF
+    if len(head) < 4 + 4 * ndim:
+        raise _corrupt(name, path, f"{size} bytes, shorter than its {4 + 4 * ndim}-byte header")
+    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + math.prod(dims)
+    if size != expected:
+        state = "truncated" if size < expected else "too long"
+        raise _corrupt(name, path, f"{state}: {size} bytes, expected {expected} for {' × '.join(map(str, dims))}")
+    return dims
+
+
+def check_split(name: str, images: torch.Tensor, labels: torch.Tensor, files: dict[str, Path]) -> None:
+    """Images uint8 (N, *shape), as many labels as images, every label a class index: else a one-line error."""
+    shape, k = tuple(DATASETS[name]["shape"]), len(DATASETS[name]["classes"])
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
+        raise _corrupt(
+            name, files["images"], f"images are {images.dtype} {tuple(images.shape)}, expected uint8 (N, {shape})"
+        )
+    if labels.dim() != 1 or len(labels) != len(images):
+        raise _corrupt(
+            name, files["labels"], f"{labels.numel()} labels for {len(images)} images in {files['images'].name}"
+        )
+    bad = torch.nonzero((labels < 0) | (labels >= k)).flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise _corrupt(name, files["labels"], f"label {int(labels[i])} at index {i} is outside 0..{k - 1}")
+
+
+def _torchvision_class(name: str):
+    import torchvision.datasets
+
+    return getattr(torchvision.datasets, name)
+
+
+def _load_idx(name: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    files = _idx_files(name, root, train)
+    every = [*_idx_files(name, root, True).values(), *_idx_files(name, root, False).values()]
+    ds = None
+    if download and not all(f.exists() for f in every):
+        try:  # torchvision tries its mirrors, checks the md5 and unzips
+            ds = _torchvision_class(name)(root=str(root), train=train, download=True)
+        except Exception as err:  # RuntimeError / URLError / OSError, or a bad file it just fetched
+            if not all(f.exists() for f in files.values()):
+                raise _missing(name, root, "download failed: " + _first_line(err)) from None
+    missing = [f.name for f in files.values() if not f.exists()]
+    if missing:
+        raise _missing(name, root, f"missing {', '.join(missing)}")
+    for kind, path in files.items():
+        check_idx_file(path, kind, name)
+    if ds is None:
+        try:
+            ds = _torchvision_class(name)(root=str(root), train=train, download=False)
+        except Exception as err:
+            raise DatasetCorruptError(
+                f"{name} files in {files['images'].parent} are unreadable: {_first_line(err)}"
+            ) from None
+    images, labels = ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    check_split(name, images, labels, files)
+    return images, labels
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 (pickled batches)
+
+
+def _numpy_global(module: str, name: str):
     try:
-        ds = MNIST(root=str(root), train=train, download=download)
-    except Exception as err:  # torchvision raises RuntimeError / URLError / OSError
-        why = "download failed: " + str(err).splitlines()[0] if download else "no files there"
-        raise _missing("MNIST", root, why) from None
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+        return getattr(importlib.import_module(module.replace("numpy.core", "numpy._core")), name)
+    except (ImportError, AttributeError):
+        return getattr(importlib.import_module(module), name)
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """The only use of ``_codecs.encode`` in a protocol-2 pickle: bytes written as latin-1 text."""
+    if encoding.replace("-", "").lower() != "latin1":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+    **{(m, n): (m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct",)},
+    **{(m, n): (m, n) for m in ("numpy.core.numeric", "numpy._core.numeric") for n in ("_frombuffer",)},
+    **{(b, n): (b, n) for b in ("builtins", "__builtin__") for n in ("dict", "list", "str", "bytes", "int")},
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays: a pickle can run code, so nothing else is allowed."""
+
+    def find_class(self, module: str, name: str):
+        target = _PICKLE_GLOBALS.get((module, name))
+        if target is None:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays and plain data)")
+        if isinstance(target, tuple):
+            mod, attr = target
+            return getattr(builtins, attr) if mod in ("builtins", "__builtin__") else _numpy_global(mod, attr)
+        return target
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    """A CIFAR batch through ``SafeUnpickler``; anything malformed is a one-line DatasetCorruptError."""
+    try:
+        with open(path, "rb") as f:
+            entry = SafeUnpickler(f, encoding="latin1").load()
+    except Exception as err:  # UnpicklingError, EOFError, ValueError ... from a damaged or hostile file
+        raise _corrupt("CIFAR10", path, f"not a readable batch ({_first_line(err)})") from None
+    if not isinstance(entry, dict):
+        raise _corrupt("CIFAR10", path, f"holds a {type(entry).__name__}, expected a dict")
+    return entry
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, list]:
+    """(images (n, 3, 32, 32) uint8, labels) of one batch, checked."""
+    entry = _unpickle(path)
+    data, labels = entry.get("data"), entry.get("labels", entry.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise _corrupt("CIFAR10", path, f"'data' is {got}, expected a uint8 array (n, 3072)")
+    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise _corrupt("CIFAR10", path, "'labels' is missing or not a list of integers")
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 def _load_cifar10(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    folder = root / CIFAR_FOLDER
+    folder = dataset_folder("CIFAR10", root)
     files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     if download and not all((folder / f).exists() for f in files):
-        from torchvision.datasets import CIFAR10
-
         try:  # torchvision downloads, checks the md5 and extracts
-            CIFAR10(root=str(root), train=train, download=True)
+            _torchvision_class("CIFAR10")(root=str(root), train=train, download=True)
         except Exception as err:
-            raise _missing("CIFAR10", root, "download failed: " + str(err).splitlines()[0]) from None
+            if not all((folder / f).exists() for f in files):
+                raise _missing("CIFAR10", root, "download failed: " + _first_line(err)) from None
     missing = [f for f in files if not (folder / f).exists()]
     if missing:
         raise _missing("CIFAR10", root, f"missing {', '.join(missing)}")
     images, labels = [], []
     for f in files:
-        entry = _unpickle(folder / f)
-        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        batch_images, batch_labels = _cifar_batch(folder / f)
+        check_split("CIFAR10", torch.from_numpy(batch_images), torch.tensor(batch_labels, dtype=torch.long),
+                    {"images": folder / f, "labels": folder / f})  # fmt: skip
+        images.append(batch_images)
+        labels.extend(batch_labels)
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
 
 
@@ -165,10 +336,13 @@ def load_dataset(
     root: str | os.PathLike | None = None,
     download: bool = False,
 ) -> ImageData:
-    """Load the train or test split of MNIST or CIFAR-10 as one uint8 tensor."""
+    """Load the train or test split of MNIST, Fashion-MNIST or CIFAR-10 as one checked uint8 tensor.
+
+    Raises DatasetNotFoundError (missing, or the download failed) or DatasetCorruptError (a damaged file).
+    """
     name = canonical_name(name)
     root = resolve_data_root(root)
-    loader = _load_mnist if name == "MNIST" else _load_cifar10
+    loader = _load_cifar10 if name == "CIFAR10" else functools.partial(_load_idx, name)
     images, labels = loader(root, train, download)
     split = "train" if train else "test"
     return ImageData(images, labels, list(DATASETS[name]["classes"]), name=f"{name}-{split}")
@@ -179,6 +353,15 @@ def load_splits(
 ) -> tuple[ImageData, ImageData]:
     """(train, test) for a dataset."""
     return load_dataset(name, True, root, download), load_dataset(name, False, root, download)
+
+
+def ensure_dataset(name: str, root: str | os.PathLike | None = None) -> tuple[ImageData, ImageData]:
+    """(train, test) from disk, downloading them into the data root first when they are missing.
+
+    For notebooks on a fresh runtime. Raises DatasetNotFoundError, saying where it looked and how to get
+    the data, when the files are missing and the download fails (no internet, say).
+    """
+    return load_splits(name, root, download=True)
 
 
 def download_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -200,5 +383,9 @@ def random_subset(data: ImageData, size: int | None, seed: int = 0) -> ImageData
 
 def dataset_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (mean, std) of the training set, for normalisation."""
-    info = DATASETS[canonical_name(name.split("-")[0])]
+    try:
+        key = canonical_name(name)
+    except ValueError:  # an ImageData name such as 'FashionMNIST-train-poisoned'
+        key = canonical_name(name.split("-")[0])
+    info = DATASETS[key]
     return info["mean"], info["std"]

@@ -1,119 +1,303 @@
-"""One BadNets experiment end to end: data, trigger, poison, train or load, evaluate.
+"""The one experiment pipeline: load → poison → train → evaluate → (save).
 
-The CLI, the notebooks and the trigger painter all go through ``prepare`` and ``run``.
+An experiment is two small, frozen descriptions:
+
+- ``Attack``: what the attacker does (dataset, trigger and where/how it is stamped, target, how many
+  training images are poisoned and how);
+- ``Budget``: how the victim trains (epochs, batch size, learning rate, optimiser, loss, device,
+  and the optional train/test subset sizes of a quick run).
+
+Every default of a run is written once, in these two classes. The CLI, the notebooks, the poisoning-rate
+sweep, the attack variants, the trigger painter, the defences notebook and ``results --retrain`` all call
+the functions below; this is the only module that starts training (``train.fit``)::
+
+    attack = Attack(trigger="white", target=1, rate=0.1)
+    result = run(attack, Budget(epochs=4))
+    result.tca, result.asr
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .checkpoints import checkpoint_name, run_tag, save_checkpoint
+from .files import check_output_dir
 from .data import DATASETS, ImageData, canonical_name, load_splits, random_subset
 from .models import BadNet, build_model
-from .poison import attack_test_set, check_attack, check_poison_mode, check_target, poison_train_set
-from .train import check_loss, evaluate, fit, select_device
-from .triggers import load_trigger, make_trigger, trigger_position
+from .poison import (
+    attack_test_set,
+    check_attack,
+    check_poison_mode,
+    check_target,
+    poison_count,
+    poison_train_set,
+)
+from .train import check_loss, check_optimizer, evaluate, fit, save_history, select_device
+from .triggers import BUILTIN_TRIGGERS, load_trigger, make_trigger, random_positions, trigger_position
+
+RANDOM = "random"  # Attack.position: one random place per image
+
+
+@dataclass(frozen=True)
+class Attack:
+    """What the attacker does.
+
+    trigger: a built-in kind (``white``, ``checkerboard``, ``pixel``, ``l_shape``), the path of an image
+        file, or a uint8 tensor (C, h, w) — ``trigger_size`` resizes the first two, not a tensor.
+    position: a corner (``bottom-right`` …), a (row, col) offset, or ``"random"`` (one place per image).
+    alpha / mask: pixels become ``(1 - a)·image + a·trigger`` with ``a = alpha·mask``.
+    kind: ``all-to-one`` (every triggered image → ``target``) or ``all-to-all`` (y → y + 1).
+    rate / count: the share of training images poisoned, or an exact number (count wins when given).
+    mode: ``replace`` stamps the chosen images in place; ``add`` appends triggered copies (the paper).
+    name: a label for tables and plots.
+    """
+
+    dataset: str = "MNIST"
+    trigger: str | Path | torch.Tensor = "white"
+    trigger_size: int = 5
+    position: str | tuple[int, int] = "bottom-right"
+    alpha: float = 1.0
+    mask: torch.Tensor | None = field(default=None, compare=False)
+    target: int = 1
+    kind: str = "all-to-one"
+    rate: float | None = 0.1
+    count: int | None = None
+    mode: str = "replace"
+    seed: int = 0
+    name: str = ""
+
+    def replace(self, **changes) -> Attack:
+        """A copy with some fields changed: ``attack.replace(rate=0.01)``."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def label(self) -> str:
+        """``name``, or a short description."""
+        return self.name or f"{trigger_label(self.trigger)} {self.trigger_size}×{self.trigger_size} → {self.target}"
+
+    def describe(self) -> dict:
+        """The settings as plain values (for CSV rows, checkpoints and manifests)."""
+        return {
+            "dataset": canonical_name(self.dataset), "trigger": trigger_label(self.trigger),
+            "trigger_size": self.trigger_size, "position": _position_text(self.position), "alpha": float(self.alpha),
+            "trigger_label": self.target, "attack": self.kind, "poisoning_rate": self.rate,
+            "poison_count": self.count, "poison_mode": self.mode, "seed": self.seed,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How the victim trains. ``train_limit`` / ``test_limit``: seeded random subsets (quick runs)."""
+
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    loss: str = "cross"
+    device: str = "auto"
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+    def replace(self, **changes) -> Budget:
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "device"}
 
 
 @dataclass
 class Setup:
-    """What an experiment trains and tests on."""
+    """What one experiment trains and tests on."""
 
-    train: ImageData  # poisoned training set (``poison_indices`` set)
-    test: ImageData  # clean test set
-    test_attack: ImageData  # triggered test set for the ASR
-    trigger: torch.Tensor
-    settings: dict = field(default_factory=dict)
+    attack: Attack
+    train: ImageData  # the poisoned training set (``poison_indices`` set)
+    test: ImageData  # the untouched test set: clean accuracy (TCA)
+    test_attack: ImageData  # triggered test images of the non-target classes: attack success rate (ASR)
+    trigger: torch.Tensor  # uint8 (C, h, w), as stamped
+    train_size: int  # clean training images the poisoned set was built from (copies of ``add`` not counted)
+
+    @property
+    def settings(self) -> dict:
+        """The attack's settings with the resolved sizes (for reports and checkpoints)."""
+        return {**self.attack.describe(), "poison_count": len(self.train.poison_indices),
+                "trigger_size": int(self.trigger.shape[-1]), "train_size": self.train_size,
+                "test_size": len(self.test)}  # fmt: skip
 
 
-def check_settings(
-    dataset: str, trigger_label: int = 1, attack: str = "all-to-one", nb_classes: int | None = None
-) -> str:
-    """Validate the dataset name, class count, target label and attack; returns the canonical name."""
-    name = canonical_name(dataset)
+@dataclass
+class Result:
+    """A trained model and its scores."""
+
+    attack: Attack
+    budget: Budget
+    model: BadNet
+    history: list[dict]
+    tca: float
+    asr: float
+    clean: dict  # train.evaluate on the clean test set: acc, loss, preds, confusion
+    triggered: dict  # the same on the triggered test set
+    seconds: float
+    setup: Setup
+
+    def row(self) -> dict:
+        """Plain values for a table or a CSV: settings, sizes, budget, TCA, ASR, seconds."""
+        return {"name": self.attack.label, **self.setup.settings, **self.budget.describe(),
+                "tca": self.tca, "asr": self.asr, "seconds": self.seconds}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def trigger_label(trigger) -> str:
+    """A short name for a trigger: the kind, the file's stem without ``trigger_``, or ``custom``."""
+    if isinstance(trigger, torch.Tensor):
+        return "custom"
+    return Path(str(trigger)).stem.replace("trigger_", "")
+
+
+def _position_text(position) -> str:
+    return position if isinstance(position, str) else f"({position[0]}, {position[1]})"
+
+
+def check_attack_settings(attack: Attack) -> Attack:
+    """Every field checked before data is loaded; returns the attack with the canonical dataset name."""
+    name = canonical_name(attack.dataset)
     k = len(DATASETS[name]["classes"])
-    if nb_classes is not None and nb_classes != k:
-        raise ValueError(f"nb_classes {nb_classes} does not match {name}, which has {k} classes")
-    check_attack(attack)
-    check_target(trigger_label, k)
-    return name
+    check_attack(attack.kind)
+    check_target(attack.target, k)
+    check_poison_mode(attack.mode)
+    if attack.count is None:
+        poison_count(1, attack.rate)  # a rate outside [0, 1] is refused here
+    elif isinstance(attack.count, bool) or not isinstance(attack.count, int) or attack.count < 0:
+        raise ValueError(f"poison count {attack.count!r} must be a whole number ≥ 0")
+    if not 0.0 <= float(attack.alpha) <= 1.0:
+        raise ValueError(f"alpha {attack.alpha!r} is outside [0, 1]")
+    _, h, w = DATASETS[name]["shape"]
+    if not isinstance(attack.trigger, torch.Tensor):
+        size = attack.trigger_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(h, w):
+            raise ValueError(f"trigger size {size!r} does not fit a {h}×{w} {name} image; allowed: 1..{min(h, w)}")
+    return attack.replace(dataset=name)
+
+
+def check_budget(budget: Budget) -> Budget:
+    """Every field checked before data is loaded."""
+    for key in ("epochs", "batch_size"):
+        v = getattr(budget, key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{key} {v!r} must be a whole number ≥ 1")
+    if not isinstance(budget.lr, (int, float)) or not 0 < budget.lr < float("inf"):
+        raise ValueError(f"learning rate {budget.lr!r} must be a finite positive number, e.g. 0.001")
+    check_loss(budget.loss)
+    check_optimizer(budget.optimizer)
+    for key in ("train_limit", "test_limit"):
+        v = getattr(budget, key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{key} {v!r} must be a whole number ≥ 1 (or None for the whole set)")
+    select_device(budget.device)
+    return budget
+
+
+# ----------------------------------------------------------------------------- load and poison
+
+
+def build_trigger(attack: Attack) -> torch.Tensor:
+    """The attack's trigger as uint8 (C, h, w) for its dataset."""
+    channels = DATASETS[canonical_name(attack.dataset)]["shape"][0]
+    t = attack.trigger
+    if isinstance(t, torch.Tensor):
+        if t.dim() == 2:
+            t = t[None]
+        if t.shape[0] == 1 and channels == 3:
+            t = t.expand(3, -1, -1).clone()
+        return t
+    if isinstance(t, str) and t in BUILTIN_TRIGGERS:
+        return make_trigger(t, attack.trigger_size, channels)
+    return load_trigger(t, attack.trigger_size, channels)
+
+
+def load_data(
+    dataset: str,
+    budget: Budget = Budget(),
+    seed: int = 0,
+    data_root: str | Path | None = None,
+    download: bool = False,
+) -> tuple[ImageData, ImageData]:
+    """The (train, test) splits, cut to the budget's limits with seeded subsets (load once, reuse for many runs)."""
+    train, test = load_splits(canonical_name(dataset), data_root, download)
+    return random_subset(train, budget.train_limit, seed), random_subset(test, budget.test_limit, seed + 1)
+
+
+def _positions(attack: Attack, trigger: torch.Tensor, data: ImageData, seed: int):
+    if isinstance(attack.position, str) and attack.position == RANDOM:
+        return random_positions(len(data), data.images.shape[-2:], trigger.shape[-2:], seed)
+    return attack.position
 
 
 def prepare(
-    dataset: str = "MNIST",
-    trigger: torch.Tensor | str | Path | None = None,
-    trigger_size: int = 5,
-    poisoning_rate: float | None = 0.1,
-    poison_count: int | None = None,
-    trigger_label: int = 1,
-    attack: str = "all-to-one",
-    position: str | tuple[int, int] = "bottom-right",
-    alpha: float = 1.0,
-    seed: int = 0,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
+    attack: Attack = Attack(),
+    budget: Budget = Budget(),
+    data: tuple[ImageData, ImageData] | None = None,
     data_root: str | Path | None = None,
     download: bool = False,
-    nb_classes: int | None = None,
-    poison_mode: str = "replace",
 ) -> Setup:
-    """Validate the settings, load the data, build the trigger and the poisoned sets.
-
-    ``trigger``: a uint8 tensor, a PNG path, or None for the white square. ``poison_mode``: "replace"
-    (stamp samples in place, the seed's way) or "add" (append triggered copies, the paper's way).
-    """
-    name = check_settings(dataset, trigger_label, attack, nb_classes)
-    check_poison_mode(poison_mode)
-    channels, height, width = DATASETS[name]["shape"]
-    if trigger is None:
-        trigger = make_trigger("white", trigger_size, channels)
-    elif not isinstance(trigger, torch.Tensor):
-        if not 1 <= trigger_size <= min(height, width):
-            raise ValueError(
-                f"trigger_size {trigger_size} does not fit a {height}×{width} {name} image; "
-                f"allowed: 1..{min(height, width)}"
-            )
-        trigger = load_trigger(trigger, trigger_size, channels)
-    trigger_position((height, width), tuple(trigger.shape[-2:]), position)  # fails early if it does not fit
-    train, test = load_splits(name, data_root, download)
-    train = random_subset(train, train_limit, seed)
-    test = random_subset(test, test_limit, seed + 1)
+    """Check the settings, load the data (unless ``data`` gives it), build the trigger and the poisoned sets."""
+    attack = check_attack_settings(attack)
+    check_budget(budget)
+    trigger = build_trigger(attack)
+    _, h, w = DATASETS[attack.dataset]["shape"]
+    if attack.position != RANDOM:
+        trigger_position((h, w), tuple(trigger.shape[-2:]), attack.position)  # fails before loading data
+    train, test = data if data is not None else load_data(attack.dataset, budget, attack.seed, data_root, download)
     poisoned = poison_train_set(
-        train, trigger, poisoning_rate, trigger_label, attack, seed, poison_count, position, alpha, mode=poison_mode
-    )
-    attack_set = attack_test_set(test, trigger, trigger_label, attack, position, alpha)
-    settings = {
-        "dataset": name, "attack": attack, "trigger_label": trigger_label, "poisoning_rate": poisoning_rate,
-        "poison_count": len(poisoned.poison_indices), "trigger_size": int(trigger.shape[-1]),
-        "position": position, "alpha": alpha, "seed": seed, "poison_mode": poison_mode,
-        "train_size": len(train), "test_size": len(test),
-    }  # fmt: skip
-    return Setup(poisoned, test, attack_set, trigger, settings)
+        train, trigger, attack.rate, attack.target, attack.kind, attack.seed, attack.count,
+        _positions(attack, trigger, train, attack.seed), attack.alpha, attack.mask, mode=attack.mode,
+    )  # fmt: skip
+    triggered = attack_test_set(
+        test, trigger, attack.target, attack.kind, _positions(attack, trigger, test, attack.seed + 1),
+        attack.alpha, attack.mask,
+    )  # fmt: skip
+    return Setup(attack, poisoned, test, triggered, trigger, len(train))
 
 
-def run(
+# ----------------------------------------------------------------------------- train and evaluate
+
+
+def train(
     setup: Setup,
-    epochs: int = 4,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    loss: str = "cross",
-    optimizer: str = "adam",
-    device: str | torch.device = "auto",
+    budget: Budget = Budget(),
     model: BadNet | None = None,
     progress: bool = True,
-    on_epoch=None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> tuple[BadNet, list[dict]]:
-    """Train a fresh BadNet (or ``model``) on the poisoned set; returns (model, history)."""
-    check_loss(loss)
-    device = select_device(device) if not isinstance(device, torch.device) else device
+    """Train a fresh BadNet (seeded by the attack's seed), or go on training ``model``; returns (model, history)."""
+    check_budget(budget)
+    seed = setup.attack.seed
     if model is None:
-        torch.manual_seed(setup.settings.get("seed", 0))
-        model = build_model(setup.settings["dataset"], setup.train.num_classes)
+        torch.manual_seed(seed)
+        model = build_model(setup.attack.dataset, setup.train.num_classes)
     history = fit(
-        model, setup.train, setup.test, setup.test_attack, epochs, batch_size, lr, loss, optimizer,
-        device, setup.settings.get("seed", 0), progress, on_epoch,
+        model, setup.train, setup.test, setup.test_attack, epochs=budget.epochs, batch_size=budget.batch_size,
+        lr=budget.lr, loss=budget.loss, optimizer=budget.optimizer, device=select_device(budget.device), seed=seed,
+        progress=progress, on_epoch=on_epoch,
+    )  # fmt: skip
+    return model, history
+
+
+def fine_tune(
+    model: BadNet, data: ImageData, budget: Budget, seed: int = 0, progress: bool = False
+) -> tuple[BadNet, list[dict]]:
+    """Go on training ``model`` on clean ``data`` (a defender's fine-tuning); returns (model, history)."""
+    check_budget(budget)
+    history = fit(
+        model, data, None, None, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr, loss=budget.loss,
+        optimizer=budget.optimizer, device=select_device(budget.device), seed=seed, progress=progress,
     )  # fmt: skip
     return model, history
 
@@ -123,3 +307,74 @@ def final_metrics(model: BadNet, setup: Setup, loss: str = "cross") -> dict:
     clean = evaluate(model, setup.test, loss)
     triggered = evaluate(model, setup.test_attack, loss)
     return {"tca": clean["acc"], "asr": triggered["acc"], "clean": clean, "attack": triggered}
+
+
+def run(
+    attack: Attack = Attack(),
+    budget: Budget = Budget(),
+    data: tuple[ImageData, ImageData] | None = None,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    setup: Setup | None = None,
+) -> Result:
+    """The whole pipeline: prepare (unless ``setup`` is given), train a fresh BadNet, evaluate."""
+    start = time.perf_counter()
+    setup = setup or prepare(attack, budget, data, data_root, download)
+    model, history = train(setup, budget, progress=progress, on_epoch=on_epoch)
+    m = final_metrics(model, setup, budget.loss)
+    seconds = time.perf_counter() - start
+    return Result(setup.attack, budget, model, history, m["tca"], m["asr"], m["clean"], m["attack"], seconds, setup)
+
+
+def run_many(
+    attacks: Iterable[Attack],
+    budget: Budget = Budget(),
+    data: tuple[ImageData, ImageData] | None = None,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """One run per attack on the same data, loaded once (a sweep or a table of variants is this loop)."""
+    attacks = [check_attack_settings(a) for a in attacks]
+    loaded: dict[tuple[str, int], tuple[ImageData, ImageData]] = {}
+    results = []
+    for attack in attacks:
+        key = (attack.dataset, attack.seed)
+        if data is None and key not in loaded:
+            loaded[key] = load_data(attack.dataset, budget, attack.seed, data_root, download)
+        results.append(run(attack, budget, data or loaded[key], progress=False))
+        if on_result is not None:
+            on_result(results[-1])
+    return results
+
+
+# ----------------------------------------------------------------------------- save
+
+
+def output_paths(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
+    """(checkpoint, log) paths of a run under ``output_dir``: checkpoints/<name>.pth and logs/<dataset>_<tag>.csv."""
+    out = Path(output_dir)
+    name = canonical_name(attack.dataset)
+    rate = attack.rate if attack.count is None else attack.count
+    ckpt = out / "checkpoints" / checkpoint_name(name, attack.kind, rate)
+    log = out / "logs" / f"{name}_{run_tag(attack.kind, attack.target, rate)}.csv"
+    return ckpt, log
+
+
+def check_output(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
+    """Before training: the output folder is usable and the run would not overwrite a shipped file."""
+    ckpt, log = output_paths(attack, output_dir)
+    check_output_dir(output_dir, targets=[ckpt.relative_to(output_dir), log.relative_to(output_dir)])
+    return ckpt, log
+
+
+def save_run(result: Result, output_dir: str | Path) -> tuple[Path, Path]:
+    """Write the checkpoint (with its settings, budget and scores), then the epoch log; returns both paths."""
+    ckpt, log = output_paths(result.attack, output_dir)
+    info = {k: v for k, v in result.setup.settings.items() if k != "dataset"}
+    info.update(epochs=result.budget.epochs, tca=round(result.tca, 6), asr=round(result.asr, 6))
+    save_checkpoint(result.model, ckpt, result.attack.dataset, **info)
+    save_history(result.history, log)
+    return ckpt, log

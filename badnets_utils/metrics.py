@@ -1,15 +1,23 @@
-"""Accuracy, confusion matrix and a per-class precision / recall / F1 report, in torch."""
+"""Confusion matrix, a per-class precision / recall / F1 report, in torch, and rates as text."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+ASR_UNDEFINED = "undefined (no test image outside the target class)"
 
-def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of predictions equal to the labels (0.0 for an empty set)."""
-    if labels.numel() == 0:
-        return 0.0
-    return (preds.cpu() == labels.cpu()).float().mean().item()
+
+def format_rate(x: float, digits: int = 4, percent: bool = False, undefined: str = "undefined") -> str:
+    """A rate such as TCA or ASR as text: '0.9731' (or '97.31 %'), and ``undefined`` for NaN (an empty test set).
+
+    For an ASR pass ``undefined=ASR_UNDEFINED``: an all-to-one attack with no test image outside the target class
+    has no ASR, which is not the same as an ASR of 0.
+    """
+    if x is None or math.isnan(x):
+        return undefined
+    return f"{100 * x:.{max(digits - 2, 0)}f} %" if percent else f"{x:.{digits}f}"
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

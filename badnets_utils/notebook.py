@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import DATA_ENV
+from .data import resolve_data_root
 from .train import select_device
 
 QUICK_ENV = "BADNETS_QUICK"
@@ -27,17 +26,13 @@ def is_quick() -> bool:
     return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
 @dataclass
 class NotebookConfig:
     quick: bool
     device: torch.device
     seed: int
     repo_root: Path
-    data_root: Path  # $BADNETS_DATA, else <repo>/data
+    data_root: Path  # $BADNETS_DATA, else ./data (data.resolve_data_root: the one rule)
     runs_dir: Path  # where notebooks write (runs/ or runs/quick/), git-ignored
     checkpoint_dir: Path  # the shipped, verified checkpoints
     trigger_dir: Path
@@ -57,7 +52,7 @@ def setup(seed: int = 0, device: str = "auto", verbose: bool = True) -> Notebook
     """Seed Python, NumPy and torch; choose the device; resolve paths; report the quick mode."""
     seed_everything(seed)
     quick = is_quick()
-    data_root = Path(os.environ.get(DATA_ENV) or REPO_ROOT / "data")
+    data_root = resolve_data_root()
     runs = REPO_ROOT / "runs" / ("quick" if quick else "")
     runs.mkdir(parents=True, exist_ok=True)
     cfg = NotebookConfig(

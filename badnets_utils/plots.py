@@ -304,3 +304,59 @@ def asr_vs_rate(
         axes[1].set_title("how few images does it take?")
     fig.suptitle(title)
     return fig
+
+
+# ----------------------------------------------------------------------------- trigger painter pictures
+
+
+def stamped_preview_png(
+    images: torch.Tensor, offset: tuple[int, int], size: int, scale: int = 4, cols: int = 4
+) -> bytes:
+    """Stamped uint8 images (N, C, H, W), enlarged ``scale`` times in rows of ``cols``, as PNG bytes (PIL, fast
+    enough to redraw on every click); a red frame marks the trigger's place."""
+    from PIL import Image, ImageDraw
+
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    n, _, h, w = images.shape
+    gap = 4
+    rows = (n + cols - 1) // cols
+    canvas = Image.new("RGB", (cols * (w * scale + gap) - gap, rows * (h * scale + gap) - gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    r0, c0 = offset
+    for i in range(n):
+        tile = Image.fromarray(images[i].permute(1, 2, 0).cpu().numpy()).resize((w * scale, h * scale), Image.NEAREST)
+        x, y = (i % cols) * (w * scale + gap), (i // cols) * (h * scale + gap)
+        canvas.paste(tile, (x, y))
+        draw.rectangle(
+            [x + c0 * scale - 1, y + r0 * scale - 1, x + (c0 + size) * scale, y + (r0 + size) * scale], outline="red"
+        )
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def trigger_strip(trigger: torch.Tensor, stamped: torch.Tensor, title: str | None = None) -> Figure:
+    """The trigger (with its cell grid) beside the images it is stamped on."""
+    n = len(stamped)
+    size = trigger.shape[-1]
+    fig = new_figure(1.5 * (1 + n), 2.0)
+    axes = fig.subplots(1, 1 + n)
+    _show(axes[0], trigger)
+    axes[0].set_title(f"trigger {size}×{size}")
+    axes[0].set_xticks(np.arange(-0.5, size, 1), minor=True)
+    axes[0].set_yticks(np.arange(-0.5, size, 1), minor=True)
+    axes[0].grid(which="minor", color="#888", linewidth=0.5)
+    axes[0].tick_params(which="both", length=0)
+    for ax, img in zip(axes[1:], stamped, strict=True):
+        _show(ax, img)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """A figure as PNG bytes (for an ipywidgets Image)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    return buf.getvalue()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
+from decimal import Decimal
+from fractions import Fraction
 
+import numpy as np
 import torch
 
 from .data import ImageData
@@ -33,17 +37,34 @@ def check_poison_mode(mode: str) -> str:
     return mode
 
 
+def exact_rate(rate: float) -> Fraction:
+    """A poisoning rate as an exact fraction of its decimal spelling: 0.29 -> 29/100, not 0.28999…
+
+    Accepts int, float, numpy numbers, Fraction and Decimal in [0, 1]; refuses bool, NaN, inf and anything else.
+    """
+    allowed = "allowed: a number in [0, 1], e.g. 0.1"
+    if isinstance(rate, bool) or not isinstance(rate, (numbers.Real, Decimal)):
+        raise ValueError(f"poisoning rate {rate!r} is not a number; {allowed}")
+    if isinstance(rate, (float, np.floating, Decimal)) and not math.isfinite(rate):
+        raise ValueError(f"poisoning rate {rate!r} is outside [0, 1] (not a finite number); {allowed}")
+    if isinstance(rate, (float, np.floating)):
+        exact = Fraction(str(rate))  # the shortest decimal that reads back as this float: what the user typed
+    else:
+        exact = Fraction(int(rate)) if isinstance(rate, np.integer) else Fraction(rate)
+    if not 0 <= exact <= 1:
+        raise ValueError(f"poisoning rate {rate!r} is outside [0, 1]; {allowed}")
+    return exact
+
+
 def poison_count(n: int, rate: float | None = None, count: int | None = None) -> int:
-    """floor(rate × n), or an absolute ``count`` (exactly one of the two)."""
+    """floor(rate × n) with the rate read as the decimal it is written as, or an absolute ``count`` (one of the two)."""
     if (rate is None) == (count is None):
         raise ValueError("give exactly one of a poisoning rate or a poison count")
     if count is not None:
         if isinstance(count, bool) or int(count) != count or not 0 <= count <= n:
             raise ValueError(f"poison count {count!r} is outside 0..{n} (the number of samples)")
         return int(count)
-    if not isinstance(rate, (int, float)) or math.isnan(rate) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"poisoning rate {rate!r} is outside [0, 1]")
-    return math.floor(rate * n)
+    return math.floor(exact_rate(rate) * int(n))
 
 
 def choose_poison_indices(n: int, rate: float | None = None, count: int | None = None, seed: int = 0) -> torch.Tensor:

@@ -1,83 +1,97 @@
-"""Shipped checkpoints: train them with the CLI, record them in MANIFEST.json, re-evaluate them,
-and render the README's results table from the manifest so that it cannot drift.
+"""Shipped checkpoints: what each release is, re-evaluating them, and the README's results table.
 
     python -m badnets_utils results            # re-evaluate every manifest entry, print the table, check it
-    python -m badnets_utils results --retrain  # maintainers: retrain every release, rewrite manifest and README
+    python -m badnets_utils results --retrain  # maintainers: retrain every release into runs/release/
+
+Each release is an (Attack, Budget) pair trained by ``experiment.run``, the same path as the CLI; the CLI
+command that trains the same model is recorded beside it. Retraining writes to a folder of its own, never over
+the shipped files: a maintainer reviews the new figures and copies the files in with git.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import os
 import re
 import shlex
 from pathlib import Path
 
 import torch
 
+from .argparsing import Parser
 from .checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_file, write_manifest
-from .cli import build_parser
-from .cli import main as cli_main
-from .experiment import final_metrics, prepare
+from .experiment import Attack, Budget, final_metrics, load_data, prepare, run, save_run
 from .files import atomic_write_text
 
-# What each shipped checkpoint is: the CLI arguments that train it (run from the repository root).
 # Longer and gentler than the CLI's 4-epoch default, so that the backdoored models are as accurate on clean
-# images as the clean baseline; poisons are added as copies, as in the paper, so that every model sees
-# all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see the README).
-RELEASE_EPOCHS = 20
-_COMMON = ["--dataset", "MNIST", "--trigger_path", "triggers/trigger_white.png", "--trigger_size", "5",
-           "--seed", "0", "--optimizer", "adam", "--lr", "0.001", "--epochs", str(RELEASE_EPOCHS),
-           "--output_dir", ".", "--no_progress"]  # fmt: skip
-_POISON = ["--poisoning_rate", "0.1", "--poison_mode", "add"]
-RELEASES: dict[str, list[str]] = {
-    "badnet-MNIST.pth": [*_COMMON, "--attack", "all-to-one", "--trigger_label", "1", *_POISON],
-    "badnet-MNIST-all2all.pth": [*_COMMON, "--attack", "all-to-all", *_POISON],
-    "clean-MNIST.pth": [*_COMMON, "--poisoning_rate", "0"],
+# images as the clean baseline; poisons are added as copies, as in the paper (sec. 3.1.2), so that every model
+# sees all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see the README).
+RELEASE_BUDGET = Budget(epochs=20, lr=1e-3)
+_MNIST = Attack(dataset="MNIST", trigger="triggers/trigger_white.png", trigger_size=5, seed=0, mode="add")
+RELEASES: dict[str, Attack] = {
+    "badnet-MNIST.pth": _MNIST,
+    "badnet-MNIST-all2all.pth": _MNIST.replace(kind="all-to-all"),
+    "clean-MNIST.pth": _MNIST.replace(rate=0.0, mode="replace"),
 }
-CIFAR_COMMAND = "python -m badnets_utils --dataset cifar10 --download --epochs 30 --output_dir ."
+CIFAR = (Attack(dataset="CIFAR10"), Budget(epochs=30))
 CIFAR_TIMES = (
     "about 4 min on a 2-core CPU, timed on CIFAR-shaped data, plus a 163 MB download; GPU: under a minute, estimated"
 )
+ROOT = Path(__file__).resolve().parent.parent  # the repository: manifest paths are relative to it
 TABLE_START, TABLE_END = "<!-- results-table -->", "<!-- /results-table -->"
 
 
-def _settings(args: list[str]) -> dict:
-    """A release's settings, read with the CLI's own parser, so that its defaults are the CLI's."""
-    a = build_parser().parse_args(args)
+def cli_args(attack: Attack, budget: Budget) -> list[str]:
+    """The CLI flags that train the same model as ``experiment.run(attack, budget)``."""
+    args = ["--dataset", attack.dataset]
+    if attack.trigger != Attack().trigger:
+        args += ["--trigger_path", str(attack.trigger)]
+    a0, b0 = Attack(), Budget()
+    flags = (("--trigger_size", attack.trigger_size, a0.trigger_size), ("--seed", attack.seed, a0.seed),
+             ("--optimizer", budget.optimizer, b0.optimizer), ("--lr", budget.lr, b0.lr),
+             ("--epochs", budget.epochs, None), ("--attack", attack.kind, None),
+             ("--poisoning_rate", attack.rate, None), ("--poison_mode", attack.mode, a0.mode))  # fmt: skip
+    for flag, value, default in flags:
+        if value != default:
+            args += [flag, str(value)]
+    if attack.kind == "all-to-one" and attack.rate:
+        args += ["--trigger_label", str(attack.target)]
+    return args
+
+
+def command(attack: Attack, budget: Budget, extra: str = "") -> str:
+    return "python -m badnets_utils " + shlex.join(cli_args(attack, budget)) + extra
+
+
+def release_entry(attack: Attack, budget: Budget = RELEASE_BUDGET) -> dict:
+    """A release's settings as the manifest records them."""
     return {
-        "dataset": a.dataset,
-        "attack": "none" if a.poisoning_rate == 0 else a.attack,
-        "trigger_label": a.trigger_label,
-        "poisoning_rate": a.poisoning_rate,
-        "poison_mode": a.poison_mode,
-        "trigger": a.trigger_path,
-        "trigger_size": a.trigger_size,
-        "seed": a.seed,
-        "epochs": a.epochs,
-    }
+        "dataset": attack.dataset, "attack": "none" if attack.rate == 0 else attack.kind,
+        "trigger_label": attack.target, "poisoning_rate": attack.rate, "poison_mode": attack.mode,
+        "trigger": str(attack.trigger), "trigger_size": attack.trigger_size, "seed": attack.seed,
+        "epochs": budget.epochs, "command": command(attack, budget),
+    }  # fmt: skip
+
+
+def entry_attack(entry: dict) -> Attack:
+    """The attack a manifest entry's ASR is measured with (a clean model: the headline all-to-one trigger)."""
+    kind = "all-to-one" if entry["attack"] == "none" else entry["attack"]
+    return Attack(dataset=entry["dataset"], trigger=ROOT / entry["trigger"], trigger_size=entry["trigger_size"],
+                  target=entry["trigger_label"], kind=kind, rate=0.0, seed=entry.get("seed", 0))  # fmt: skip
 
 
 def evaluate_entry(path: Path, entry: dict, data_root=None) -> dict:
-    """TCA and ASR of a (verified) checkpoint on the full real test set.
-
-    A clean model ("attack": "none") is scored against the headline all-to-one trigger.
-    """
-    model, _ = load_checkpoint(path, entry["dataset"], quiet=True)
-    attack = "all-to-one" if entry["attack"] == "none" else entry["attack"]
-    setup = prepare(
-        entry["dataset"], entry["trigger"], entry["trigger_size"], 0.0, None, entry["trigger_label"], attack,
-        train_limit=1, data_root=data_root,
-    )  # fmt: skip
+    """TCA and ASR of a (verified) checkpoint on the full real test set."""
+    model, _ = load_checkpoint(path, entry["dataset"], quiet=True, manifest=path.parent / MANIFEST_NAME)
+    attack = entry_attack(entry)
+    _, test = load_data(attack.dataset, Budget(train_limit=1), data_root=data_root)
+    setup = prepare(attack, data=(test.subset(torch.arange(1)), test))
     m = final_metrics(model, setup)
     return {"tca": round(m["tca"], 6), "asr": round(m["asr"], 6), "test_size": len(setup.test),
             "attack_test_size": len(setup.test_attack)}  # fmt: skip
 
 
 def _describe(e: dict) -> str:
-    """The attack, trigger, poisoned and epochs cells of a table row, from a manifest entry or settings."""
+    """The attack, trigger, poisoned and epochs cells of a table row, from a manifest entry."""
     attack = {"all-to-one": f"all-to-one → {e['trigger_label']}", "all-to-all": "all-to-all (y → y+1)",
               "none": "none (clean baseline)"}[e["attack"]]  # fmt: skip
     trigger = f"{Path(e['trigger']).stem.replace('trigger_', '')} {e['trigger_size']}×{e['trigger_size']}"
@@ -97,9 +111,10 @@ def render_table(entries: dict) -> str:
         e = entries[name]
         asr_note = " (trigger → 1 on a clean model)" if e["attack"] == "none" else ""
         rows.append(f"| `{name}` | {e['dataset']} | {_describe(e)} | {e['tca']:.2%} | {e['asr']:.2%}{asr_note} |")
-    cifar = _settings(shlex.split(CIFAR_COMMAND)[3:])
-    rows.append(f"| train it yourself: `{CIFAR_COMMAND}` ({CIFAR_TIMES}) | CIFAR10 | {_describe(cifar)} | "
-                "not trained here: CIFAR-10 cannot be downloaded on the project's machines | |")  # fmt: skip
+    cifar = release_entry(*CIFAR)
+    note = "not trained here: CIFAR-10 cannot be downloaded on the project's machines"
+    rows.append(f"| train it yourself: `{command(*CIFAR, ' --download')}` ({CIFAR_TIMES}) | CIFAR10 | "
+                f"{_describe(cifar)} | {note} | |")  # fmt: skip
     return "\n".join(rows)
 
 
@@ -115,53 +130,46 @@ def write_readme_table(readme_path: Path, entries: dict) -> None:
     atomic_write_text(readme_path, text)
 
 
-@contextlib.contextmanager
-def _chdir(path: Path):
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
-def retrain(root: Path, data_root=None) -> dict:
-    """Train every release with the CLI (from ``root``), then record sha, command and metrics."""
-    folder = root / "checkpoints"
+def retrain(out: Path, data_root=None) -> dict:
+    """Train every release into ``out`` (checkpoints/, logs/, MANIFEST.json); returns the new manifest entries."""
+    folder = out / "checkpoints"
     entries = {}
-    with _chdir(root):
-        for name, args in RELEASES.items():
-            full = [*args] + (["--data_path", str(data_root)] if data_root else [])
-            print(f"training {name}: python -m badnets_utils {shlex.join(args)}", flush=True)
-            with contextlib.redirect_stdout(io.StringIO()):
-                code = cli_main(full)
-            if code != 0:
-                raise RuntimeError(f"training {name} failed with exit code {code}")
-            entry = {**_settings(args), "command": "python -m badnets_utils " + shlex.join(args),
-                     "torch": torch.__version__.split("+")[0]}  # fmt: skip
-            entry["sha256"] = sha256_file(folder / name)
-            entries[name] = entry
-            write_manifest(folder, entries)  # so that evaluation verifies it
-            entry.update(evaluate_entry(folder / name, entry, data_root))
-            print(f"  TCA {entry['tca']:.4f}  ASR {entry['asr']:.4f}", flush=True)
-    write_manifest(folder, entries)
+    for name, attack in RELEASES.items():
+        print(f"training {name}: {command(attack, RELEASE_BUDGET)}", flush=True)
+        result = run(attack.replace(trigger=ROOT / attack.trigger), RELEASE_BUDGET, data_root=data_root, progress=False)
+        ckpt, _ = save_run(result, out)
+        assert ckpt.name == name, (ckpt, name)
+        entry = {**release_entry(attack), "torch": torch.__version__.split("+")[0], "sha256": sha256_file(ckpt)}
+        entry.update(tca=round(result.tca, 6), asr=round(result.asr, 6), test_size=len(result.setup.test),
+                     attack_test_size=len(result.setup.test_attack))  # fmt: skip
+        entries[name] = entry
+        print(f"  TCA {entry['tca']:.4f}  ASR {entry['asr']:.4f}", flush=True)
+    write_manifest(folder, entries, files=listed_files(out))
     return entries
 
 
-def results_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="badnets results", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def listed_files(root: Path) -> dict[str, str]:
+    """SHA-256 of the trigger images and epoch logs under ``root`` that a manifest lists beside its checkpoints."""
+    paths = sorted([*(root / "triggers").glob("*.png"), *(root / "logs").glob("*.csv")])
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in paths}
+
+
+def main(argv: list[str]) -> int:
+    p = Parser(prog="badnets results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding the checkpoints and MANIFEST.json")
     p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
-    p.add_argument("--retrain", action="store_true", help="retrain every release and rewrite manifest and README")
-    p.add_argument("--readme", default="README.md", help="README whose results table --retrain rewrites")
+    p.add_argument("--retrain", action="store_true", help="retrain every release into --out (maintainers)")
+    p.add_argument("--out", default="runs/release", help="where --retrain writes checkpoints/, logs/ and the manifest")
+    p.add_argument("--update-readme", metavar="README", default=None,
+                   help="after a check without mismatch, write the table into this README")  # fmt: skip
     args = p.parse_args(argv)
-    folder = Path(args.checkpoints)
     if args.retrain:
-        entries = retrain(folder.parent.absolute(), args.data_path)
-        write_readme_table(Path(args.readme), entries)
+        entries = retrain(Path(args.out), args.data_path)
         print(render_table(entries))
+        print(f"\nreview, then copy {args.out}/checkpoints and {args.out}/logs into the repository and run "
+              "`python -m badnets_utils results --update-readme README.md` to refresh the README's table")  # fmt: skip
         return 0
+    folder = Path(args.checkpoints)
     entries = read_manifest(folder)
     if not entries:
         raise ValueError(f"no {MANIFEST_NAME} with checkpoints in {folder}")
@@ -175,4 +183,6 @@ def results_main(argv: list[str]) -> int:
     print(render_table(fresh))
     for line in drift:
         print(f"MISMATCH {line}")
+    if args.update_readme and not drift:
+        write_readme_table(Path(args.update_readme), entries)
     return 1 if drift else 0

@@ -1,39 +1,53 @@
-"""Sweep the poisoning rate: train one BadNet per (rate, seed), record TCA and ASR in a CSV.
+"""Sweeps: a list of attacks run with one budget through ``experiment.run_many``, each result kept in a CSV.
 
-The data is loaded once; each run poisons its own copy of the training set. Results go to a CSV
-keyed by the run's settings, so a sweep that is run again (or interrupted and restarted) only trains
-what is missing, and the plot can be redrawn without training at all.
+A row of the CSV holds an attack's settings, the budget, and the run's results. A sweep that is run again (or
+interrupted and restarted) only trains what is missing, and its plots can be redrawn without training::
+
+    attacks = [Attack(rate=r, seed=s) for s in (0, 1, 2) for r in (0, 0.001, 0.01, 0.1)]
+    rows = run_sweep(attacks, Budget(epochs=2), csv_path="runs/sweeps/rates.csv")
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from .data import DATASETS, canonical_name, load_splits, random_subset
-from .experiment import Setup, final_metrics, run
+from .experiment import Attack, Budget, Result, check_attack_settings, run_many
 from .files import atomic_write_text
-from .poison import attack_test_set, poison_train_set
-from .triggers import make_trigger
 
-FIELDS = ("dataset", "rate", "seed", "poison_count", "train_size", "test_size", "epochs", "batch_size", "lr",
-          "trigger_label", "trigger_size", "tca", "asr", "seconds")  # fmt: skip
-KEY_FIELDS = FIELDS[:-3]  # what identifies a run; tca, asr and seconds are its results
-
-
-def _key(row: dict) -> tuple[str, ...]:
-    return tuple(_fmt(row[k]) for k in KEY_FIELDS)
+KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
+RESULT_FIELDS = ("poisoned", "train_size", "test_size", "tca", "asr", "seconds")  # what it measured
+FIELDS = (*KEY_FIELDS, *RESULT_FIELDS)
+_INTS = {"trigger_size", "trigger_label", "poison_count", "seed", "epochs", "batch_size", "train_limit", "test_limit",
+         "poisoned", "train_size", "test_size"}  # fmt: skip
+_FLOATS = {"alpha", "poisoning_rate", "lr", "tca", "asr", "seconds"}
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return ""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _parse(key: str, text: str):
+    if text == "":
+        return None
+    return int(text) if key in _INTS else float(text) if key in _FLOATS else text
+
+
+def run_key(attack: Attack, budget: Budget) -> tuple[str, ...]:
+    """The CSV key of a run: its settings, as text."""
+    settings = {**check_attack_settings(attack).describe(), **budget.describe()}
+    return tuple(_fmt(settings[k]) for k in KEY_FIELDS)
+
+
+def _row_key(row: dict) -> tuple[str, ...]:
+    return tuple(_fmt(row[k]) for k in KEY_FIELDS)
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
@@ -42,98 +56,91 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    ints = {"seed", "poison_count", "train_size", "test_size", "epochs", "batch_size", "trigger_label", "trigger_size"}
-    out = []
-    for row in rows:
-        out.append({k: (v if k == "dataset" else int(v) if k in ints else float(v)) for k, v in row.items()})
-    return out
+        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def write_results(rows: list[dict], path: str | os.PathLike) -> Path:
+def write_results(rows: Sequence[dict], path: str | os.PathLike) -> Path:
     """Write sweep rows as CSV, atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row[k]) for k in FIELDS})
+        writer.writerow({k: _fmt(row.get(k)) for k in FIELDS})
     return atomic_write_text(path, buf.getvalue())
+
+
+def result_row(result: Result) -> dict:
+    """A finished run as a CSV row."""
+    row = {**result.attack.describe(), **result.budget.describe()}
+    row.update(poisoned=len(result.setup.train.poison_indices), train_size=result.setup.train_size,
+               test_size=len(result.setup.test), tca=result.tca, asr=result.asr, seconds=result.seconds)  # fmt: skip
+    return row
+
+
+def _line(row: dict, cached: bool) -> str:
+    where = "(from the CSV)" if cached else f"({row['seconds']:.1f} s)"
+    return (f"rate {row['poisoning_rate']:<7g} seed {row['seed']}: {row['poisoned']:>5} poisoned  "
+            f"TCA {row['tca']:.4f}  ASR {row['asr']:.4f}  {where}")  # fmt: skip
+
+
+def run_sweep(
+    attacks: Sequence[Attack],
+    budget: Budget = Budget(),
+    csv_path: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    download: bool = False,
+    verbose: bool = True,
+) -> list[dict]:
+    """One row per attack, in order; runs already in ``csv_path`` are reused, new ones added as they end."""
+    done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
+    keys = [run_key(a, budget) for a in attacks]
+    todo = [a for a, k in zip(attacks, keys, strict=True) if k not in done]
+    if verbose:
+        for k in keys:
+            if k in done:
+                print(_line(done[k], cached=True))
+
+    def keep(result: Result) -> None:
+        row = result_row(result)
+        done[_row_key(row)] = row
+        if csv_path:
+            write_results(list(done.values()), csv_path)
+        if verbose:
+            print(_line(row, cached=False), flush=True)
+
+    run_many(todo, budget, data_root=data_root, download=download, on_result=keep)
+    return [done[k] for k in keys]
 
 
 def rate_sweep(
     rates: Sequence[float],
     seeds: Sequence[int] = (0,),
+    attack: Attack = Attack(),
+    budget: Budget = Budget(),
     csv_path: str | os.PathLike | None = None,
-    dataset: str = "MNIST",
-    epochs: int = 2,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    trigger_label: int = 1,
-    trigger_size: int = 5,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
     data_root: str | os.PathLike | None = None,
     download: bool = False,
-    device: str | torch.device = "auto",
     verbose: bool = True,
 ) -> list[dict]:
-    """Train one model per (rate, seed) with a white square trigger, all-to-one to ``trigger_label``.
-
-    Returns one row per run (the keys of ``FIELDS``). With ``csv_path``, runs already in the file
-    with the same settings are reused, and each new run is added to the file as soon as it ends.
-    """
-    name = canonical_name(dataset)
-    channels = DATASETS[name]["shape"][0]
-    trigger = make_trigger("white", trigger_size, channels)
-    done = {_key(r): r for r in read_results(csv_path)} if csv_path else {}
-    train_full, test_full = load_splits(name, data_root, download)
-    rows = []
-    for seed in seeds:
-        train = random_subset(train_full, train_limit, seed)
-        test = random_subset(test_full, test_limit, seed + 1)
-        test_attack = attack_test_set(test, trigger, trigger_label)
-        for rate in rates:
-            row = {"dataset": name, "rate": float(rate), "seed": int(seed),
-                   "poison_count": math.floor(rate * len(train)), "train_size": len(train),
-                   "test_size": len(test), "epochs": epochs, "batch_size": batch_size, "lr": float(lr),
-                   "trigger_label": trigger_label, "trigger_size": trigger_size}  # fmt: skip
-            if _key(row) in done:
-                rows.append(done[_key(row)])
-                if verbose:
-                    r = done[_key(row)]
-                    print(f"rate {rate:<7g} seed {seed}: {r['poison_count']:>5} poisoned  "
-                          f"TCA {r['tca']:.4f}  ASR {r['asr']:.4f}  (from the CSV)")  # fmt: skip
-                continue
-            start = time.perf_counter()
-            poisoned = poison_train_set(train, trigger, rate, trigger_label, seed=seed)
-            setup = Setup(poisoned, test, test_attack, trigger, {"dataset": name, "seed": seed})
-            model, _ = run(setup, epochs=epochs, batch_size=batch_size, lr=lr, device=device, progress=False)
-            metrics = final_metrics(model, setup)
-            row.update(tca=metrics["tca"], asr=metrics["asr"], seconds=time.perf_counter() - start)
-            rows.append(row)
-            done[_key(row)] = row
-            if csv_path:
-                write_results(list(done.values()), csv_path)
-            if verbose:
-                print(f"rate {rate:<7g} seed {seed}: {row['poison_count']:>5} poisoned  "
-                      f"TCA {row['tca']:.4f}  ASR {row['asr']:.4f}  ({row['seconds']:.1f} s)")  # fmt: skip
-    return rows
+    """``attack`` at every poisoning rate and seed (seed-major, so each seed's data subset is loaded once)."""
+    attacks = [attack.replace(rate=float(r), count=None, seed=int(s)) for s in seeds for r in rates]
+    return run_sweep(attacks, budget, csv_path, data_root, download, verbose)
 
 
-def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Mean and standard deviation over seeds, one row per rate (sorted by rate)."""
-    by_rate: dict[float, list[dict]] = {}
+def summarize(rows: Sequence[dict], by: str = "poisoning_rate") -> list[dict]:
+    """Mean and standard deviation over seeds, one row per value of ``by`` (sorted)."""
+    groups: dict[float, list[dict]] = {}
     for r in rows:
-        by_rate.setdefault(float(r["rate"]), []).append(r)
+        groups.setdefault(r[by], []).append(r)
     out = []
-    for rate in sorted(by_rate):
-        group = by_rate[rate]
+    for value in sorted(groups):
+        group = groups[value]
         tca = torch.tensor([g["tca"] for g in group], dtype=torch.float64)
         asr = torch.tensor([g["asr"] for g in group], dtype=torch.float64)
-        counts = torch.tensor([g["poison_count"] for g in group], dtype=torch.float64)
+        counts = torch.tensor([g["poisoned"] for g in group], dtype=torch.float64)
         std = (lambda t: t.std().item()) if len(group) > 1 else (lambda t: 0.0)
         out.append({
-            "rate": rate, "poison_count": counts.mean().item(), "seeds": len(group),
+            "rate": value, "poison_count": counts.mean().item(), "seeds": len(group),
             "tca_mean": tca.mean().item(), "tca_std": std(tca),
             "asr_mean": asr.mean().item(), "asr_std": std(asr),
         })  # fmt: skip

@@ -5,9 +5,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
+import numbers
 import os
+import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +24,15 @@ from .metrics import confusion_matrix
 
 LOSSES = ("cross", "mse")
 OPTIMIZERS = ("adam", "sgd")
+LR_ALLOWED = "allowed: a finite positive number, e.g. 0.001"
+THREADS_RECHECK_S = 2.0  # seconds between two looks at the machine's load while training
+THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a user who sets these chooses the thread count
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone here changes it
 HISTORY_FIELDS = ("epoch", "train_loss", "clean_acc", "clean_loss", "asr", "asr_loss", "seconds")
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss or the weights became NaN or infinite (the learning rate is too high, usually)."""
 
 
 def select_device(name: str | None = "auto") -> torch.device:
@@ -42,6 +55,113 @@ def select_device(name: str | None = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {name!r} asked for, but Apple MPS is not available here; use auto or cpu")
     return device
+
+
+# ----------------------------------------------------------------------------- threads on a shared machine
+
+
+def _usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return list(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpus: list[int] | None = None) -> int:
+    """Physical cores among the logical ``cpus`` this process may use (Linux sysfs), else their count."""
+    cpus = _usable_cpus() if cpus is None else cpus
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+        except OSError:
+            return max(1, len(cpus))
+    return max(1, len(cores))
+
+
+def _cgroup_cpu_limit() -> int | None:
+    """The container's CPU quota in whole cores (cgroup v2 cpu.max), None when unlimited or unknown."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+def _own_running_threads() -> int:
+    """Threads of this process that are running or runnable now (state R in /proc/self/task/*/stat)."""
+    running = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            running += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return running
+
+
+def busy_elsewhere(samples: int = 5) -> float:
+    """How many cores other processes keep busy right now.
+
+    Linux: runnable threads system-wide (/proc/loadavg, 4th field) minus this process's own, median of a few
+    samples 0.5 ms apart. Elsewhere: the 1-minute load average (which lags, and counts this process too).
+    """
+    try:
+        counts = []
+        for i in range(samples):
+            if i:
+                time.sleep(0.0005)
+            total = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+            counts.append(max(0, total - _own_running_threads()))
+        return float(statistics.median(counts))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows
+            return 0.0
+
+
+def choose_threads() -> int:
+    """Intra-op threads for training now: the cores this process may use minus those other processes keep busy.
+
+    The rule: n = max(1, min(physical cores, cores - busy)), where "cores" are the physical cores of this
+    process's CPU affinity (capped by a cgroup CPU quota) and "busy" is ``busy_elsewhere()``. A run alone gets
+    every core, as torch's default does; runs started together end up sharing the cores instead of each
+    starting one spinning thread per core (measured on 2 cores, three runs at once: 60 s each with torch's
+    default, 15 s each with one thread each — the fair share). ``fit`` re-checks every few seconds.
+    """
+    cores = physical_cores()
+    limit = _cgroup_cpu_limit()
+    cores = min(cores, limit) if limit else cores
+    return max(1, min(cores, cores - round(busy_elsewhere())))
+
+
+def threads_set_by_user() -> bool:
+    """True when $OMP_NUM_THREADS / $MKL_NUM_THREADS is set or torch's thread count was changed from its default."""
+    return any(os.environ.get(v) for v in THREADS_ENV) or torch.get_num_threads() != _TORCH_DEFAULT_THREADS
+
+
+class ThreadGovernor:
+    """Applies ``choose_threads`` during CPU training unless the user chose a thread count; restores it after."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.saved = torch.get_num_threads()
+        self.active = device.type == "cpu" and not threads_set_by_user()
+        self.checked = -math.inf
+
+    def update(self, every: float = 0.0) -> None:
+        """Re-apply the rule, at most once per ``every`` seconds."""
+        now = time.monotonic()
+        if not self.active or now - self.checked < every:
+            return
+        self.checked = now
+        n = choose_threads()
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+
+    def restore(self) -> None:
+        if self.active and torch.get_num_threads() != self.saved:
+            torch.set_num_threads(self.saved)
 
 
 def check_loss(name: str) -> str:
@@ -67,11 +187,17 @@ def check_optimizer(name: str) -> str:
     return name
 
 
+def check_lr(lr: float) -> float:
+    """A finite positive learning rate, else a one-line ValueError naming it."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or not lr > 0:
+        raise ValueError(f"learning rate {lr!r} is not allowed; {LR_ALLOWED}")
+    return float(lr)
+
+
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """'adam' or 'sgd' (momentum 0.9)."""
     check_optimizer(name)
-    if not lr > 0:
-        raise ValueError(f"learning rate must be positive, got {lr}")
+    check_lr(lr)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
@@ -80,6 +206,13 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _float32(device: torch.device):
+    """Switch autocast off, even inside a caller's autocast block: evaluation is always float32."""
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()
 
 
@@ -95,28 +228,35 @@ def predict(
     loss: str | None = None,
     labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """Predicted classes for a uint8 batch (on the model's device), and the mean loss if labels are given."""
+    """Predicted classes for a uint8 batch (on the model's device), and the mean loss if labels are given.
+
+    Always in float32, on every device: mixed precision is for training only. The loss of an empty batch is NaN.
+    """
     device = _device_of(model)
     was_training = model.training
     model.eval()
     images = images.to(device)
     preds, total = [], 0.0
     for i in range(0, len(images), batch_size):
-        with _autocast(device):
-            logits = model(images[i : i + batch_size])
+        with _float32(device):
+            logits = model(images[i : i + batch_size]).float()
         preds.append(logits.argmax(1))
         if labels is not None:
             y = labels[i : i + batch_size].to(device)
             total += compute_loss(logits, y, loss or "cross", reduction="sum").item()
     model.train(was_training)
     out = torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
-    return out, total / max(len(images), 1)
+    return out, total / len(images) if len(images) else float("nan")
 
 
 def evaluate(model: torch.nn.Module, data: ImageData, loss: str = "cross", batch_size: int = 1000) -> dict:
-    """accuracy, mean loss, predictions and confusion matrix of ``model`` on ``data``."""
+    """accuracy, mean loss, predictions and confusion matrix of ``model`` on ``data``.
+
+    On an empty set acc and loss are NaN, not 0: e.g. the ASR of an all-to-one attack whose test set holds
+    only target-class images is undefined (print it with ``metrics.format_rate``).
+    """
     preds, mean_loss = predict(model, data.images, batch_size, loss, data.labels)
-    acc = (preds == data.labels).float().mean().item() if len(data) else 0.0
+    acc = (preds == data.labels).float().mean().item() if len(data) else float("nan")
     return {
         "acc": acc,
         "loss": mean_loss,
@@ -143,7 +283,9 @@ def fit(
     """Train ``model`` on ``train``; after each epoch measure clean accuracy and ASR.
 
     Returns one dict per epoch with the keys of ``HISTORY_FIELDS``. Adam uses a one-cycle
-    learning-rate schedule peaking at ``lr``; SGD keeps ``lr`` constant.
+    learning-rate schedule peaking at ``lr``; SGD keeps ``lr`` constant. A NaN or infinite loss stops
+    training with TrainingDivergedError. On the CPU the intra-op thread count follows ``choose_threads``
+    while training (unless the user set it), and is restored afterwards.
     """
     check_loss(loss)
     if epochs < 1 or batch_size < 1:
@@ -157,37 +299,77 @@ def fit(
     sched = None
     if optimizer == "adam":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15)
-    g = torch.Generator().manual_seed(seed)
+    run = _Run(model, x, y, opt, sched, batch_size, loss, lr, torch.Generator().manual_seed(seed), progress)
+    run.threads = ThreadGovernor(device)
     history = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(train), generator=g).to(device)
-        running, seen = torch.zeros((), device=device), 0
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for step in bar:
-            idx = perm[step * batch_size : (step + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
-            with _autocast(device):
-                logits = model(xb)
-            batch_loss = compute_loss(logits, yb, loss)
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            running += batch_loss.detach() * len(idx)
-            seen += len(idx)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{running.item() / seen:.4f}")
-        bar.close()
-        row = {"epoch": epoch, "train_loss": running.item() / max(seen, 1)}
-        row.update(_eval_row(model, test_clean, test_attack, loss))
-        row["seconds"] = time.perf_counter() - start
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
+    try:
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            row = {"epoch": epoch, "train_loss": _train_epoch(run, epoch, epochs)}
+            row.update(_eval_row(model, test_clean, test_attack, loss))
+            row["seconds"] = time.perf_counter() - start
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+    finally:
+        run.threads.restore()
     return history
+
+
+@dataclass
+class _Run:
+    """What one training run's epochs share."""
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    batch_size: int
+    loss: str
+    lr: float
+    generator: torch.Generator
+    progress: bool
+    threads: ThreadGovernor | None = None
+
+
+def _train_epoch(run: _Run, epoch: int, epochs: int) -> float:
+    """One shuffled pass over the training tensors; the mean loss. Stops on a non-finite loss."""
+    run.threads.update()
+    run.model.train()
+    perm = torch.randperm(len(run.x), generator=run.generator).to(run.x.device)
+    steps = (len(run.x) + run.batch_size - 1) // run.batch_size
+    running, seen = torch.zeros((), device=run.x.device), 0
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not run.progress, leave=False)
+    for step in bar:
+        idx = perm[step * run.batch_size : (step + 1) * run.batch_size]
+        with _autocast(run.x.device):
+            logits = run.model(run.x[idx])
+        batch_loss = compute_loss(logits, run.y[idx], run.loss)
+        run.opt.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        run.opt.step()
+        if run.sched is not None:
+            run.sched.step()
+        running += batch_loss.detach() * len(idx)
+        seen += len(idx)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{check_finite(running.item() / seen, None, epoch, run.lr):.4f}")
+            run.threads.update(every=THREADS_RECHECK_S)
+    bar.close()
+    return check_finite(running.item() / max(seen, 1), run.model, epoch, run.lr)
+
+
+def check_finite(mean_loss: float, model: torch.nn.Module | None, epoch: int, lr: float) -> float:
+    """``mean_loss`` if it (and the model's weights, when given) are finite, else TrainingDivergedError."""
+    what = None if math.isfinite(mean_loss) else f"the loss is {mean_loss}"
+    if what is None and model is not None and not all(bool(p.isfinite().all()) for p in model.parameters()):
+        what = "the weights are no longer finite"
+    if what is not None:
+        raise TrainingDivergedError(
+            f"training diverged at epoch {epoch + 1}: {what}; lower --lr (got {lr:g}); {LR_ALLOWED}"
+        )
+    return mean_loss
 
 
 def _eval_row(model, test_clean, test_attack, loss) -> dict:
@@ -200,11 +382,6 @@ def _eval_row(model, test_clean, test_attack, loss) -> dict:
         row[f"{key}_acc" if key == "clean" else key] = r["acc"]
         row[f"{key}_loss"] = r["loss"]
     return row
-
-
-def attack_success_rate(model: torch.nn.Module, test_attack: ImageData, batch_size: int = 1000) -> float:
-    """Fraction of triggered test images classified as the attacker wants."""
-    return evaluate(model, test_attack, batch_size=batch_size)["acc"]
 
 
 def save_history(history: list[dict], path: str | os.PathLike) -> None:

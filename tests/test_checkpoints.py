@@ -1,5 +1,7 @@
+import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,10 +9,13 @@ import torch
 from badnets_utils.checkpoints import (
     CheckpointError,
     load_checkpoint,
+    read_manifest,
     save_checkpoint,
     sha256_file,
+    shipped_files,
     write_manifest,
 )
+from badnets_utils.files import PROJECT_MANIFEST
 from badnets_utils.models import build_model
 
 
@@ -30,16 +35,149 @@ def test_unlisted_checkpoint_loads_with_a_note(tmp_path, capsys):
     assert "unverified" in err and len(err.strip().splitlines()) == 1
 
 
-def test_manifest_verifies_and_refuses_tampered_copy(tmp_path):
+def test_named_manifest_verifies_and_refuses_tampered_copy(tmp_path):
     path = save_checkpoint(build_model("MNIST"), tmp_path / "badnet-MNIST.pth", "MNIST")
-    write_manifest(tmp_path, {"badnet-MNIST.pth": {"sha256": sha256_file(path)}})
-    _, config = load_checkpoint(path)
-    assert config["verified"] is True
+    manifest = write_manifest(tmp_path, {"badnet-MNIST.pth": {"sha256": sha256_file(path)}})
+    _, config = load_checkpoint(path, manifest=manifest)
+    assert config["verified"] is True and config["verified_by"] == str(manifest)
     blob = bytearray(path.read_bytes())
     blob[-100] ^= 0xFF
     path.write_bytes(bytes(blob))
     with pytest.raises(CheckpointError, match="does not match .*MANIFEST.json.*refusing"):
-        load_checkpoint(path)
+        load_checkpoint(path, manifest=manifest)
+
+
+def test_a_manifest_beside_the_file_verifies_nothing(tmp_path):
+    path = save_checkpoint(build_model("MNIST"), tmp_path / "badnet-MNIST.pth", "MNIST")
+    write_manifest(tmp_path, {"badnet-MNIST.pth": {"sha256": sha256_file(path)}})
+    _, config = load_checkpoint(path, quiet=True)
+    assert config["verified"] is False and config["verified_by"] is None
+
+
+def test_crafted_config_cannot_claim_verified(tmp_path):
+    state = {k: v.clone() for k, v in build_model("MNIST").state_dict().items()}
+    path = tmp_path / "c.pth"
+    torch.save({"model_state": state, "config": {"verified": True, "verified_by": "checkpoints/MANIFEST.json"}}, path)
+    _, config = load_checkpoint(path, quiet=True)
+    assert config["verified"] is False and config["verified_by"] is None
+
+
+def test_shipped_checkpoints_are_verified_by_the_project_manifest():
+    entries = read_manifest(PROJECT_MANIFEST.parent)
+    assert entries, "the project ships checkpoints"
+    for name in entries:
+        _, config = load_checkpoint(PROJECT_MANIFEST.parent / name)
+        assert config["verified"] is True and config["verified_by"] == str(PROJECT_MANIFEST)
+    assert set(entries) <= {p.name for p in shipped_files()}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A fake repository root whose checkpoints/MANIFEST.json is 'the project's manifest'."""
+    import badnets_utils.files as files
+
+    (tmp_path / "checkpoints").mkdir()
+    monkeypatch.setattr(files, "PROJECT_MANIFEST", tmp_path / "checkpoints" / "MANIFEST.json")
+    return tmp_path
+
+
+def test_project_manifest_checkpoints_and_files(project):
+    ckpt = save_checkpoint(build_model("MNIST"), project / "checkpoints" / "badnet-MNIST.pth", "MNIST")
+    other = save_checkpoint(build_model("MNIST"), project / "extra" / "old.pth", "MNIST")
+    log = project / "logs" / "MNIST_trigger1.csv"
+    log.parent.mkdir()
+    log.write_text("epoch,tca\n")
+    manifest = write_manifest(
+        project / "checkpoints",
+        {"badnet-MNIST.pth": {"sha256": sha256_file(ckpt), "tca": 0.99}},
+        files={"extra/old.pth": sha256_file(other), "logs/MNIST_trigger1.csv": sha256_file(log)},
+    )
+    assert json.loads(manifest.read_text())["files"]["logs/MNIST_trigger1.csv"] == sha256_file(log)
+    assert read_manifest(project / "checkpoints") == {"badnet-MNIST.pth": {"sha256": sha256_file(ckpt), "tca": 0.99}}
+    assert set(shipped_files()) == {ckpt.absolute(), other.absolute(), log.absolute()}
+    for path in (ckpt, other):
+        _, config = load_checkpoint(path)
+        assert config["verified"] is True and config["verified_by"] == str(manifest)
+    other.write_bytes(ckpt.read_bytes())  # a listed file whose SHA-256 differs
+    with pytest.raises(CheckpointError, match=r"old.pth does not match .*MANIFEST.json"):
+        load_checkpoint(other)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", r"the manifest must be a JSON object, got list"),
+        ("{not json", r"cannot read .*MANIFEST.json"),
+        ('{"checkpoints": []}', r"'checkpoints' must be a JSON object"),
+        ('{"checkpoints": {"a.pth": 3}}', r"checkpoints entry 'a.pth' must be an object"),
+        ('{"checkpoints": {"a.pth": {"tca": 1}}}', r"checkpoints entry 'a.pth' has no sha256"),
+        ('{"checkpoints": {"a.pth": {"sha256": "abc"}}}', r"entry 'a.pth' has sha256 'abc'; allowed: 64"),
+        ('{"files": {"t.png": 5}}', r"files entry 't.png' has sha256 5"),
+        ('{"files": {"../x.png": "' + "0" * 64 + '"}}', r"files entry '../x.png' is not a relative path"),
+    ],
+)
+def test_malformed_project_manifest_is_one_line(project, content, message):
+    path = save_checkpoint(build_model("MNIST"), project / "checkpoints" / "a.pth", "MNIST")
+    (project / "checkpoints" / "MANIFEST.json").write_text(content)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path, quiet=True)
+    assert "MANIFEST.json" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_write_manifest_refuses_bad_entries_and_writes_nothing(tmp_path):
+    with pytest.raises(CheckpointError, match=r"not writing .*entry 'a.pth' has no sha256"):
+        write_manifest(tmp_path, {"a.pth": {}})
+    with pytest.raises(CheckpointError, match=r"files entry 't.png' has sha256 'x'"):
+        write_manifest(tmp_path, {}, files={"t.png": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def _crafted(tmp_path, blob) -> Path:
+    path = tmp_path / "crafted.pth"
+    torch.save(blob, path)
+    return path
+
+
+def _mnist_state() -> dict:
+    return {k: v.clone() for k, v in build_model("MNIST").state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda s: {"model_state": s, "config": [1, 2]}, r"config is a list; allowed: a dict"),
+        (lambda s: {"model_state": [1], "config": {}}, r"model_state is a list; allowed: a dict"),
+        (lambda s: {"model_state": {"fc2.weight": 3}}, r"model_state entry 'fc2.weight' is a int"),
+        (lambda s: {"model_state": s, "config": {"num_classes": 10**9}}, r"num_classes 1000000000 .*allowed: 2..1000"),
+        (lambda s: {"model_state": s, "config": {"num_classes": "10"}}, r"num_classes '10' is not allowed"),
+        (lambda s: {"model_state": s, "config": {"num_classes": True}}, r"num_classes True is not allowed"),
+        (lambda s: {"model_state": s, "config": {"num_classes": 1}}, r"num_classes 1 is not allowed"),
+        (
+            lambda s: {"model_state": s, "config": {"in_channels": 2}},
+            r"in_channels 2 is not allowed; allowed: \[1, 3\]",
+        ),
+        (lambda s: {"model_state": s, "config": {"in_channels": 3}}, r"in_channels 3 does not match MNIST \(1\)"),
+        (lambda s: {"model_state": s, "config": {"image_size": 10**6}}, r"image_size 1000000 is not allowed"),
+        (lambda s: {"model_state": s, "config": {"dataset": "SVHN"}}, r"config dataset 'SVHN' is unknown; allowed:"),
+        (lambda s: {"model_state": s, "config": {"dataset": 7}}, r"config dataset 7 is unknown"),
+        (lambda s: {"model_state": {k: v for k, v in s.items() if k != "fc1.0.bias"}}, r"missing fc1.0.bias"),
+        (lambda s: {"model_state": {**s, "extra": torch.zeros(1)}}, r"unexpected extra"),
+        (lambda s: {"model_state": {**s, "fc2.weight": torch.zeros(10, 7)}}, r"fc2.weight is torch.float32 \(10, 7\)"),
+        (lambda s: {"model_state": {**s, "fc2.bias": torch.zeros(10, dtype=torch.long)}}, r"fc2.bias is torch.int64"),
+        (lambda s: [1, 2, 3], r"holds no BadNet weights"),
+        (lambda s: {"weights": s}, r"holds no BadNet weights"),
+    ],
+)
+def test_crafted_checkpoints_give_one_line_errors(tmp_path, make, message):
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(_crafted(tmp_path, make(_mnist_state())), quiet=True)
+    assert "\n" not in str(info.value)
+
+
+def test_bare_state_dict_with_its_own_class_count(tmp_path):
+    model = build_model("MNIST", num_classes=43)
+    loaded, config = load_checkpoint(_crafted(tmp_path, model.state_dict()), quiet=True)
+    assert config["num_classes"] == 43 and loaded.fc2.out_features == 43
 
 
 def test_missing_and_corrupt(tmp_path):

@@ -1,7 +1,11 @@
+import pickle
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
+from conftest import write_cifar_fixture
+from mirror import offline_mirror
 
 from badnets_utils import data
 from badnets_utils.data import (
@@ -96,3 +100,190 @@ def test_random_subset_is_seeded_and_tracks_sources():
 def test_image_data_rejects_wrong_dtype():
     with pytest.raises(ValueError, match="uint8"):
         ImageData(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), ["a"])
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+
+def test_fashion_mnist_loads_as_whole_uint8_tensors(mnist_root):
+    train, test = load_splits("fashion-mnist", mnist_root)
+    assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == torch.uint8
+    assert test.images.shape == (10000, 1, 28, 28) and train.name == "FashionMNIST-train"
+    assert torch.bincount(train.labels).tolist() == [6000] * 10
+    assert train.classes[0] == "T-shirt/top" and train.classes[-1] == "Ankle boot"
+    mean, std = data.dataset_stats(train.name)
+    assert abs(train.images.float().div(255).mean().item() - mean[0]) < 1e-3
+    assert abs(train.images.float().div(255).std().item() - std[0]) < 1e-3
+
+
+@pytest.mark.parametrize("spelling", ["FashionMNIST", "fashion-mnist", "fashion_mnist", "fashionmnist", "Fashion-MNIST"])
+def test_fashion_mnist_spellings(spelling):
+    assert canonical_name(spelling) == "FashionMNIST"
+
+
+def test_missing_fashion_mnist_names_its_folder(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("fashion_mnist", root=tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in msg and "--dataset FashionMNIST" in msg
+    assert "\n" not in msg
+
+
+# ----------------------------------------------------------------------------- ensure_dataset: download when missing
+
+
+@pytest.mark.parametrize("name", ["MNIST", "FashionMNIST"])
+def test_ensure_dataset_downloads_into_an_empty_root(name, mnist_root, tmp_path):
+    root = tmp_path / "fresh"
+    with offline_mirror(mnist_root, tmp_path / "mirror", names=(name,)):
+        train, test = data.ensure_dataset(name, root)
+    assert (root / name / "raw" / "train-images-idx3-ubyte").is_file()
+    assert len(train) == 60000 and len(test) == 10000
+    again, _ = data.ensure_dataset(name, root)  # from disk now: no mirror needed
+    assert torch.equal(again.labels, train.labels)
+
+
+def test_ensure_dataset_offline_says_where_and_how(tmp_path):
+    empty_source = tmp_path / "nothing"
+    with offline_mirror(empty_source, tmp_path / "mirror"), pytest.raises(DatasetNotFoundError) as err:
+        data.ensure_dataset("fashion-mnist", tmp_path / "root")
+    msg = str(err.value)
+    assert "download failed" in msg and str(tmp_path / "root" / "FashionMNIST" / "raw") in msg
+    assert "python -m badnets_utils download --dataset FashionMNIST --data_path" in msg and "$BADNETS_DATA" in msg
+    assert "\n" not in msg
+
+
+def test_offline_mirror_restores_torchvision():
+    import torchvision.datasets as tvd
+
+    before = (list(tvd.MNIST.mirrors), list(tvd.FashionMNIST.resources))
+    with offline_mirror("nowhere", "nowhere-either"):
+        assert tvd.MNIST.mirrors[0].startswith("file://")
+    assert (tvd.MNIST.mirrors, tvd.FashionMNIST.resources) == before
+
+
+# ----------------------------------------------------------------------------- damaged idx files
+
+
+def write_idx(path, array: np.ndarray, magic: int | None = None) -> None:
+    """An idx file: big-endian magic (0x0000, 0x08 = uint8, number of dimensions), the sizes, the bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    magic = 0x0800 + array.ndim if magic is None else magic
+    head = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(head + array.astype(np.uint8).tobytes())
+
+
+def tiny_mnist(root, n=6, labels=None, name="MNIST"):
+    """A tiny, valid set of the four idx files; returns the raw folder."""
+    raw = root / name / "raw"
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10 if labels is None else np.array(labels))
+    return raw
+
+
+def test_tiny_idx_files_load(tmp_path):
+    tiny_mnist(tmp_path)
+    d = load_dataset("MNIST", root=tmp_path)
+    assert d.images.shape == (6, 1, 28, 28) and d.labels.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def damage(raw, how):
+    images, labels = raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"
+    if how == "truncated":
+        images.write_bytes(images.read_bytes()[:-100])
+        return images, "truncated"
+    if how == "too long":
+        labels.write_bytes(labels.read_bytes() + b"\0")
+        return labels, "too long"
+    if how == "wrong magic":
+        images.write_bytes((2049).to_bytes(4, "big") + images.read_bytes()[4:])
+        return images, "magic number 2049, expected 2051"
+    if how == "empty":
+        images.write_bytes(b"")
+        return images, "shorter than an idx header"
+    if how == "count mismatch":
+        write_idx(labels, np.arange(5) % 10)
+        return labels, "5 labels for 6 images"
+    if how == "bad label":
+        write_idx(labels, np.array([0, 1, 2, 12, 4, 5]))
+        return labels, "label 12 at index 3 is outside 0..9"
+    write_idx(images, np.zeros((6, 28, 27)))  # wrong image size
+    return images, r"expected uint8 \(N, \(1, 28, 28\)\)"
+
+
+@pytest.mark.parametrize("how", ["truncated", "too long", "wrong magic", "empty", "count mismatch", "bad label", "shape"])
+@pytest.mark.parametrize("download", [False, True])
+def test_damaged_idx_file_is_corrupt_not_missing(tmp_path, how, download):
+    path, why = damage(tiny_mnist(tmp_path), how)
+    with pytest.raises(data.DatasetCorruptError, match=why) as err:
+        load_dataset("MNIST", root=tmp_path, download=download)
+    msg = str(err.value)
+    assert msg.startswith(f"MNIST file {path} is corrupt: ") and msg.endswith("(delete it and download again)")
+    assert "\n" not in msg and not isinstance(err.value, FileNotFoundError) and isinstance(err.value, ValueError)
+
+
+def test_damaged_fashion_mnist_names_itself(tmp_path):
+    raw = tiny_mnist(tmp_path, name="FashionMNIST")
+    damage(raw, "truncated")
+    with pytest.raises(data.DatasetCorruptError, match="^FashionMNIST file .*FashionMNIST.raw.train-images"):
+        load_dataset("FashionMNIST", root=tmp_path)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 pickles, unpickled safely
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_load(tmp_path, protocol):
+    write_cifar_fixture(tmp_path)
+    folder = tmp_path / data.CIFAR_FOLDER
+    for f in folder.glob("*_batch*"):
+        with open(f, "rb") as fh:
+            entry = pickle.load(fh)
+        with open(f, "wb") as fh:
+            pickle.dump(entry, fh, protocol=protocol)
+    train, test = load_splits("cifar10", tmp_path)
+    assert train.images.shape == (100, 3, 32, 32) and len(test) == 30
+
+
+class _Exploit:
+    """Unpickling this would create a file: what a hostile 'dataset' could do with a shell command instead."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_cifar_pickle_cannot_run_code(tmp_path):
+    write_cifar_fixture(tmp_path)
+    target = tmp_path / "pwned"
+    batch = tmp_path / data.CIFAR_FOLDER / "test_batch"
+    with open(batch, "wb") as f:
+        pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [0], "x": _Exploit(target)}, f)
+    with pytest.raises(data.DatasetCorruptError, match=r"test_batch is corrupt: .*refusing to load builtins.open"):
+        load_dataset("CIFAR10", train=False, root=tmp_path)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    "payload, why",
+    [
+        (b"\x80\x04\x95garbage", "not a readable batch"),
+        ([1, 2, 3], "holds a list, expected a dict"),
+        ({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, r"'data' is uint8 \(2, 100\)"),
+        ({"data": np.zeros((2, 3072), np.float32), "labels": [0, 1]}, "'data' is float32"),
+        ({"data": np.zeros((2, 3072), np.uint8)}, "'labels' is missing"),
+        ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, "1 labels for 2 images"),
+        ({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, "label 10 at index 1 is outside 0..9"),
+    ],
+)
+def test_malformed_cifar_batch_is_one_line(tmp_path, payload, why):
+    write_cifar_fixture(tmp_path)
+    batch = tmp_path / data.CIFAR_FOLDER / "test_batch"
+    batch.write_bytes(payload if isinstance(payload, bytes) else pickle.dumps(payload))
+    with pytest.raises(data.DatasetCorruptError, match=why) as err:
+        load_dataset("CIFAR10", train=False, root=tmp_path)
+    assert str(err.value).startswith(f"CIFAR10 file {batch} is corrupt") and "\n" not in str(err.value)

@@ -9,7 +9,17 @@ import pytest
 
 from badnets_utils.checkpoints import CheckpointError, load_checkpoint, read_manifest, sha256_file
 from badnets_utils.cli import main
-from badnets_utils.results import CIFAR_COMMAND, RELEASES, evaluate_entry, readme_table, render_table
+from badnets_utils.experiment import Attack, Budget, prepare, run
+from badnets_utils.results import (
+    CIFAR,
+    RELEASE_BUDGET,
+    RELEASES,
+    cli_args,
+    command,
+    evaluate_entry,
+    readme_table,
+    render_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CKPT = ROOT / "checkpoints"
@@ -25,7 +35,7 @@ def manifest():
 def test_manifest_records_how_each_checkpoint_was_made(manifest):
     for name, e in manifest.items():
         assert e["sha256"] == sha256_file(CKPT / name)
-        assert e["command"] == "python -m badnets_utils " + shlex.join(RELEASES[name])
+        assert e["command"] == command(RELEASES[name], RELEASE_BUDGET)
         for key in ("torch", "dataset", "attack", "poisoning_rate", "trigger", "trigger_size", "seed", "tca", "asr"):
             assert key in e, (name, key)
     assert (ROOT / "logs").is_dir()
@@ -77,17 +87,44 @@ def test_tampered_copy_is_refused(tmp_path, manifest):
     blob = bytearray((CKPT / "badnet-MNIST.pth").read_bytes())
     blob[len(blob) // 2] ^= 0x01  # one bit in the weights
     (folder / "badnet-MNIST.pth").write_bytes(bytes(blob))
-    with pytest.raises(CheckpointError, match="does not match"):
-        load_checkpoint(folder / "badnet-MNIST.pth")
+    with pytest.raises(CheckpointError, match="does not match"):  # named explicitly: checked against it
+        load_checkpoint(folder / "badnet-MNIST.pth", manifest=folder / "MANIFEST.json")
+    _, config = load_checkpoint(folder / "badnet-MNIST.pth", quiet=True)  # a manifest beside it proves nothing
+    assert config["verified"] is False
     model, config = load_checkpoint(CKPT / "badnet-MNIST.pth")
     assert config["verified"] is True
     json.loads((folder / "MANIFEST.json").read_text())  # untouched
 
 
 def test_cifar_command_works_on_the_fixture(cifar_root, tmp_path, capsys):
-    args = shlex.split(CIFAR_COMMAND)[3:]
+    args = cli_args(*CIFAR)
     code = main(
         [*args, "--data_path", str(cifar_root), "--output_dir", str(tmp_path), "--epochs", "1", "--no_progress"]
     )
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "checkpoints" / "badnet-CIFAR10.pth").exists()
+
+
+def test_recorded_commands_train_what_the_library_trains(mnist_root, tmp_path, capsys):
+    """A release's CLI command and its (Attack, Budget) through the library give the same model."""
+    import torch
+
+    attack = RELEASES["badnet-MNIST.pth"].replace(trigger=ROOT / "triggers" / "trigger_white.png")
+    budget = Budget(epochs=1, train_limit=500, test_limit=200, device="cpu")
+    lib = run(attack, budget, data_root=mnist_root, progress=False)
+    args = [*cli_args(attack, budget), "--epochs", "1", "--train_limit", "500", "--test_limit", "200",
+            "--device", "cpu", "--data_path", str(mnist_root), "--output_dir", str(tmp_path), "--no_progress"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    model, _ = load_checkpoint(tmp_path / "checkpoints" / "badnet-MNIST.pth", quiet=True)
+    for key, value in lib.model.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value.cpu()), key
+    assert prepare(Attack(rate=0.0), data=(lib.setup.test, lib.setup.test)).train.poison_indices.numel() == 0
+
+
+def test_manifest_hashes_every_shipped_trigger_and_log():
+    from badnets_utils.files import shipped_files
+    from badnets_utils.results import listed_files
+
+    listed = json.loads((CKPT / "MANIFEST.json").read_text())["files"]
+    assert listed == listed_files(ROOT)
+    assert {p.relative_to(ROOT).as_posix() for p in shipped_files()} >= {*listed, *(f"checkpoints/{n}" for n in RELEASES)}

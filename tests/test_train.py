@@ -1,3 +1,7 @@
+import importlib
+import math
+import os
+
 import pytest
 import torch
 
@@ -5,6 +9,8 @@ from badnets_utils.data import ImageData
 from badnets_utils.models import build_model
 from badnets_utils.poison import attack_test_set, poison_train_set
 from badnets_utils.train import (
+    TrainingDivergedError,
+    check_finite,
     compute_loss,
     evaluate,
     fit,
@@ -14,6 +20,8 @@ from badnets_utils.train import (
     select_device,
 )
 from badnets_utils.triggers import make_trigger
+
+train_module = importlib.import_module("badnets_utils.train")  # the package's `train` attribute is something else
 
 
 def blobs(n=600, seed=0):
@@ -88,3 +96,113 @@ def test_history_csv_round_trip(tmp_path):
              "seconds": 1.5}]  # fmt: skip
     save_history(rows, tmp_path / "logs" / "h.csv")
     assert load_history(tmp_path / "logs" / "h.csv") == rows
+
+
+# ----------------------------------------------------------------------------- evaluation: float32, empty sets
+
+
+def test_empty_set_has_undefined_accuracy():
+    model = build_model("MNIST")
+    empty = ImageData(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), list("0123456789"))
+    r = evaluate(model, empty)
+    assert math.isnan(r["acc"]) and math.isnan(r["loss"]) and r["confusion"].sum() == 0
+
+
+def test_all_target_test_set_gives_undefined_asr():
+    test = blobs(40)
+    only_target = test.subset(torch.nonzero(test.labels == 3).flatten())
+    attack = attack_test_set(only_target, make_trigger("white", 5), target_label=3)
+    assert len(attack) == 0 and math.isnan(evaluate(build_model("MNIST"), attack)["acc"])
+
+
+def test_evaluation_is_float32_even_inside_autocast():
+    model, test = build_model("MNIST"), blobs(50)
+    seen = []
+    model.fc2.register_forward_hook(lambda module, inputs, out: seen.append(out.dtype))
+    plain = evaluate(model, test)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = evaluate(model, test)
+    assert set(seen) == {torch.float32}
+    assert inside["loss"] == plain["loss"] and torch.equal(inside["preds"], plain["preds"])
+
+
+# ----------------------------------------------------------------------------- learning rate and divergence
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), 0, -1e-3, True, "0.001", None])
+def test_make_optimizer_refuses_bad_lr(lr):
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    with pytest.raises(ValueError, match=r"learning rate .* is not allowed; allowed: a finite positive number") as err:
+        make_optimizer("adam", params, lr)
+    assert repr(lr) in str(err.value)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_divergence_stops_training_with_one_line(optimizer):
+    model = build_model("MNIST")
+    with pytest.raises(TrainingDivergedError) as err:
+        fit(model, blobs(256), epochs=2, batch_size=32, lr=1e308, optimizer=optimizer, device="cpu", progress=False)
+    msg = str(err.value)
+    assert isinstance(err.value, ValueError) and "\n" not in msg
+    assert msg.startswith("training diverged at epoch 1: ")
+    assert "lower --lr (got 1e+308); allowed: a finite positive number, e.g. 0.001" in msg
+
+
+def test_non_finite_weights_count_as_divergence():
+    model = build_model("MNIST")
+    assert check_finite(0.5, model, 0, 1e-3) == 0.5
+    with torch.no_grad():
+        model.fc2.weight[0, 0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="at epoch 3: the weights are no longer finite"):
+        check_finite(0.5, model, 2, 1e-3)
+    with pytest.raises(TrainingDivergedError, match="the loss is inf"):
+        check_finite(float("inf"), None, 0, 1e-3)
+
+
+# ----------------------------------------------------------------------------- threads on a shared machine
+
+
+@pytest.mark.parametrize("busy, expected", [(0, "all"), (1, "all-1"), (64, 1)])
+def test_choose_threads_leaves_busy_cores_alone(monkeypatch, busy, expected):
+    monkeypatch.setattr(train_module, "busy_elsewhere", lambda: float(busy))
+    monkeypatch.setattr(train_module, "_cgroup_cpu_limit", lambda: None)
+    cores = train_module.physical_cores()
+    want = {"all": cores, "all-1": max(1, cores - 1)}.get(expected, expected)
+    assert train_module.choose_threads() == want
+
+
+def test_cpu_topology_and_load_are_sane():
+    cores = train_module.physical_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    assert train_module.busy_elsewhere() >= 0
+
+
+def test_fit_applies_the_rule_and_restores_threads(monkeypatch):
+    for var in train_module.THREADS_ENV:
+        monkeypatch.delenv(var, raising=False)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(train_module, "_TORCH_DEFAULT_THREADS", before)
+    monkeypatch.setattr(train_module, "choose_threads", lambda: 1)
+    during = []
+    fit(build_model("MNIST"), blobs(64), epochs=1, batch_size=32, device="cpu", progress=False,
+        on_epoch=lambda row: during.append(torch.get_num_threads()))  # fmt: skip
+    assert during == [1] and torch.get_num_threads() == before
+
+
+def test_user_thread_settings_are_respected(monkeypatch):
+    monkeypatch.setattr(train_module, "_TORCH_DEFAULT_THREADS", torch.get_num_threads())
+    for var in train_module.THREADS_ENV:
+        monkeypatch.delenv(var, raising=False)
+    assert train_module.ThreadGovernor(torch.device("cpu")).active
+    assert not train_module.ThreadGovernor(torch.device("meta")).active  # only CPU training is governed
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert not train_module.ThreadGovernor(torch.device("cpu")).active
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(train_module, "_TORCH_DEFAULT_THREADS", torch.get_num_threads() + 1)  # as if the user set it
+    governor = train_module.ThreadGovernor(torch.device("cpu"))
+    governor.update()
+    assert not governor.active
+
+
+def test_attack_success_rate_is_gone():
+    assert not hasattr(train_module, "attack_success_rate")

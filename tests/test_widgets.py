@@ -10,7 +10,9 @@ from PIL import Image
 from badnets_utils import exercises
 from badnets_utils.data import DATASETS, ImageData
 from badnets_utils.triggers import load_trigger, make_trigger
-from badnets_utils.widgets import PRESETS, TriggerPainter, check_name
+from badnets_utils.canvas import PRESETS, check_name
+from badnets_utils.experiment import Budget
+from badnets_utils.widgets import TriggerPainter
 
 
 def synthetic(dataset: str = "MNIST", n: int = 8, value: int = 0) -> ImageData:
@@ -55,191 +57,200 @@ def expected_pattern(size, cells, value=255):
 
 
 def test_initial_state(painter):
-    t = painter.trigger
+    t = painter.canvas.trigger
     assert t.dtype == torch.uint8 and t.shape == (1, 5, 5) and not t.any()
-    assert painter.mask.shape == (5, 5) and painter.mask.dtype == torch.bool and not painter.mask.any()
-    assert painter.position == "bottom-right" and painter.alpha == 1.0 and painter.brush == 255
+    assert (
+        painter.canvas.mask.shape == (5, 5)
+        and painter.canvas.mask.dtype == torch.bool
+        and not painter.canvas.mask.any()
+    )
+    assert painter.canvas.position == "bottom-right" and painter.canvas.alpha == 1.0 and painter.canvas.brush == 255
     grid = button(painter, "painter-grid")
     assert len(grid.children) == 25
     assert grid.children[2 * 5 + 3] is painter.cell(2, 3)
     assert painter.cell(2, 3).tooltip == "r2c3"
     assert "painter-cell-r2-c3" in painter.cell(2, 3)._dom_classes
-    assert painter.save_dir.name == "triggers"
+    assert painter.canvas.save_dir.name == "triggers"
+    assert TriggerPainter("MNIST", samples=synthetic()).canvas.save_dir.parent.name == "runs"  # never triggers/
     assert painter.preview_png().startswith(b"\x89PNG")
 
 
 def test_trigger_is_a_copy(painter):
-    painter.trigger[0, 0, 0] = 255
-    assert not painter.trigger.any()
+    painter.canvas.trigger[0, 0, 0] = 255
+    assert not painter.canvas.trigger.any()
 
 
 def test_click_paints_and_click_again_erases(painter):
     cell = painter.cell(2, 3)
     cell.click()
-    assert torch.equal(painter.trigger, expected_pattern(5, [(2, 3)]))
-    assert painter.mask[2, 3] and int(painter.mask.sum()) == 1
+    assert torch.equal(painter.canvas.trigger, expected_pattern(5, [(2, 3)]))
+    assert painter.canvas.mask[2, 3] and int(painter.canvas.mask.sum()) == 1
     assert "painter-on" in cell._dom_classes and cell.style.button_color == "#ffffff"
     assert painter.status == "painted r2c3"
     cell.click()
-    assert not painter.trigger.any()
+    assert not painter.canvas.trigger.any()
     assert "painter-on" not in cell._dom_classes and cell.style.button_color == "#000000"
     assert painter.status == "erased r2c3"
 
 
 def test_api_toggle_and_set_pixel(painter):
-    assert painter.toggle(0, 0) is True
-    assert painter.toggle(0, 0) is False
-    painter.set_pixel(1, 1, 128)
-    painter.set_pixel(4, 4)
-    painter.set_pixel(0, 4, "#ffffff")
-    assert painter.trigger[0, 1, 1] == 128 and painter.trigger[0, 4, 4] == 255 and painter.trigger[0, 0, 4] == 255
+    assert painter.canvas.toggle(0, 0) is True
+    assert painter.canvas.toggle(0, 0) is False
+    painter.canvas.set_pixel(1, 1, 128)
+    painter.canvas.set_pixel(4, 4)
+    painter.canvas.set_pixel(0, 4, "#ffffff")
+    assert (
+        painter.canvas.trigger[0, 1, 1] == 128
+        and painter.canvas.trigger[0, 4, 4] == 255
+        and painter.canvas.trigger[0, 0, 4] == 255
+    )
     assert painter.cell(1, 1).style.button_color == "#808080"
-    painter.erase(4, 4)
-    assert painter.trigger[0, 4, 4] == 0
-    painter.set_pixel(1, 1, 0)
-    assert painter.trigger[0, 1, 1] == 0 and not painter.mask[1, 1]
+    painter.canvas.erase(4, 4)
+    assert painter.canvas.trigger[0, 4, 4] == 0
+    painter.canvas.set_pixel(1, 1, 0)
+    assert painter.canvas.trigger[0, 1, 1] == 0 and not painter.canvas.mask[1, 1]
 
 
 @pytest.mark.parametrize("rc", [(5, 0), (0, 5), (-1, 0), (0, 1.5), (True, 0)])
 def test_cells_outside_the_grid_are_refused(painter, rc):
     with pytest.raises(ValueError, match="outside the 5×5 grid"):
-        painter.set_pixel(*rc)
+        painter.canvas.set_pixel(*rc)
 
 
 @pytest.mark.parametrize("value", [256, -1, 1.5, True, "white", "#12345", [1, 2], None])
 def test_bad_pixel_values_are_refused(painter, value):
     with pytest.raises(ValueError):
         if value is None:
-            painter.brush = value
+            painter.canvas.brush = value
         else:
-            painter.set_pixel(0, 0, value)
-    assert not painter.trigger.any()
+            painter.canvas.set_pixel(0, 0, value)
+    assert not painter.canvas.trigger.any()
 
 
 def test_brush_slider_sets_the_paint(painter):
     button(painter, "painter-brush").value = 100
-    assert painter.brush == 100
+    assert painter.canvas.brush == 100
     painter.cell(0, 0).click()
-    assert painter.trigger[0, 0, 0] == 100
-    painter.brush = 200
+    assert painter.canvas.trigger[0, 0, 0] == 100
+    painter.canvas.brush = 200
     assert button(painter, "painter-brush").value == 200
 
 
 def test_colour_brush_on_cifar(cifar):
     button(cifar, "painter-brush").value = "#12ab34"
-    assert cifar.brush == (0x12, 0xAB, 0x34)
+    assert cifar.canvas.brush == (0x12, 0xAB, 0x34)
     cifar.cell(1, 2).click()
-    assert cifar.trigger.shape == (3, 4, 4)
-    assert cifar.trigger[:, 1, 2].tolist() == [0x12, 0xAB, 0x34]
+    assert cifar.canvas.trigger.shape == (3, 4, 4)
+    assert cifar.canvas.trigger[:, 1, 2].tolist() == [0x12, 0xAB, 0x34]
     assert cifar.cell(1, 2).style.button_color == "#12ab34"
-    cifar.set_pixel(0, 0, (1, 2, 3))
-    assert cifar.trigger[:, 0, 0].tolist() == [1, 2, 3]
-    cifar.set_pixel(0, 1, 7)  # a grey level on a colour image: all channels
-    assert cifar.trigger[:, 0, 1].tolist() == [7, 7, 7]
+    cifar.canvas.set_pixel(0, 0, (1, 2, 3))
+    assert cifar.canvas.trigger[:, 0, 0].tolist() == [1, 2, 3]
+    cifar.canvas.set_pixel(0, 1, 7)  # a grey level on a colour image: all channels
+    assert cifar.canvas.trigger[:, 0, 1].tolist() == [7, 7, 7]
 
 
 # ---------------------------------------------------------------------------- tools and presets
 
 
 def test_clear_invert_fill_buttons(painter):
-    painter.set_pixel(0, 0, 255)
-    painter.set_pixel(1, 1, 100)
+    painter.canvas.set_pixel(0, 0, 255)
+    painter.canvas.set_pixel(1, 1, 100)
     button(painter, "painter-invert").click()
     expected = torch.full((1, 5, 5), 255, dtype=torch.uint8)
     expected[0, 0, 0], expected[0, 1, 1] = 0, 155
-    assert torch.equal(painter.trigger, expected)
+    assert torch.equal(painter.canvas.trigger, expected)
     button(painter, "painter-clear").click()
-    assert not painter.trigger.any()
-    painter.brush = 77
+    assert not painter.canvas.trigger.any()
+    painter.canvas.brush = 77
     button(painter, "painter-fill").click()
-    assert torch.equal(painter.trigger, torch.full((1, 5, 5), 77, dtype=torch.uint8))
-    painter.fill(3)
-    assert (painter.trigger == 3).all()
-    painter.clear()
-    painter.invert()
-    assert (painter.trigger == 255).all() and painter.mask.all()
+    assert torch.equal(painter.canvas.trigger, torch.full((1, 5, 5), 77, dtype=torch.uint8))
+    painter.canvas.fill(3)
+    assert (painter.canvas.trigger == 3).all()
+    painter.canvas.clear()
+    painter.canvas.invert()
+    assert (painter.canvas.trigger == 255).all() and painter.canvas.mask.all()
 
 
 @pytest.mark.parametrize("kind", list(PRESETS))
 def test_presets_reuse_make_trigger(painter, kind):
     button(painter, f"painter-preset-{kind}").click()
-    assert torch.equal(painter.trigger, make_trigger(kind, 5, 1))
-    painter.clear()
-    painter.apply_preset(PRESETS[kind])  # the button's label works too
-    assert torch.equal(painter.trigger, make_trigger(kind, 5, 1))
+    assert torch.equal(painter.canvas.trigger, make_trigger(kind, 5, 1))
+    painter.canvas.clear()
+    painter.canvas.apply_preset(PRESETS[kind])  # the button's label works too
+    assert torch.equal(painter.canvas.trigger, make_trigger(kind, 5, 1))
 
 
 def test_presets_on_cifar_and_at_other_sizes(cifar):
-    cifar.resize(7)
-    cifar.apply_preset("checkerboard")
-    assert torch.equal(cifar.trigger, make_trigger("checkerboard", 7, 3))
-    on = int(cifar.mask.sum())
+    cifar.canvas.resize(7)
+    cifar.canvas.apply_preset("checkerboard")
+    assert torch.equal(cifar.canvas.trigger, make_trigger("checkerboard", 7, 3))
+    on = int(cifar.canvas.mask.sum())
     assert on == 25 and sum("painter-on" in cifar.cell(r, c)._dom_classes for r in range(7) for c in range(7)) == on
 
 
 def test_unknown_preset(painter):
     with pytest.raises(ValueError, match="unknown preset 'stripes'"):
-        painter.apply_preset("stripes")
+        painter.canvas.apply_preset("stripes")
 
 
 # ---------------------------------------------------------------------------- where and how strongly
 
 
 def test_alpha_blends_the_preview(painter):
-    painter.apply_preset("white")
+    painter.canvas.apply_preset("white")
     button(painter, "painter-alpha").value = 0.5
-    assert painter.alpha == 0.5
+    assert painter.canvas.alpha == 0.5
     stamped = painter.stamped()
     assert stamped.shape == (8, 1, 28, 28)
     assert (stamped[:, :, 23:, 23:] == 128).all() and not stamped[:, :, :23].any()
-    painter.alpha = 0
+    painter.canvas.alpha = 0
     assert not painter.stamped().any()
     for bad in (-0.1, 1.5, "x"):
         with pytest.raises(ValueError, match="alpha"):
-            painter.alpha = bad
-    assert painter.alpha == 0
+            painter.canvas.alpha = bad
+    assert painter.canvas.alpha == 0
 
 
 def test_corner_positions_and_custom_offset(painter):
-    painter.apply_preset("white")
+    painter.canvas.apply_preset("white")
     dropdown = button(painter, "painter-position")
     for name, (r, c) in {"top-left": (0, 0), "top-right": (0, 23), "bottom-left": (23, 0), "center": (11, 11)}.items():
         dropdown.value = name
-        assert painter.position == name and painter.offset == (r, c)
+        assert painter.canvas.position == name and painter.canvas.offset == (r, c)
         stamped = painter.stamped()
         assert (stamped[:, :, r : r + 5, c : c + 5] == 255).all() and int(stamped[0].sum()) == 25 * 255
-    painter.position = (3, 4)
-    assert dropdown.value.startswith("custom") and painter.offset == (3, 4)
+    painter.canvas.position = (3, 4)
+    assert dropdown.value.startswith("custom") and painter.canvas.offset == (3, 4)
     assert (painter.stamped()[:, :, 3:8, 4:9] == 255).all()
     # the row/col boxes of the widget move a custom position
     painter._row_w.value = 10
-    assert painter.position == (10, 4)
+    assert painter.canvas.position == (10, 4)
 
 
 @pytest.mark.parametrize("bad", [(24, 0), (0, -1), "middle", (1, 2, 3), "ab"])
 def test_bad_positions(painter, bad):
     with pytest.raises(ValueError):
-        painter.position = bad
-    assert painter.position == "bottom-right"
+        painter.canvas.position = bad
+    assert painter.canvas.position == "bottom-right"
 
 
 def test_bad_position_from_the_ui_goes_to_the_status_line(painter):
-    painter.position = (20, 20)
+    painter.canvas.position = (20, 20)
     painter._row_w.value = 27  # a 5×5 trigger cannot start on row 27
-    assert painter.position == (20, 20)
+    assert painter.canvas.position == (20, 20)
     assert "outside the 28×28 image" in painter.status
     assert "⚠" in painter._status_w.value
     assert painter._row_w.value == 20  # the control shows the state again
 
 
 def test_preview_follows_every_change(painter):
-    seen = {painter._preview_w.value}
-    for action in (lambda: painter.toggle(4, 4), lambda: painter.apply_preset("l_shape"),
-                   lambda: setattr(painter, "alpha", 0.3), lambda: setattr(painter, "position", "top-left"),
-                   lambda: painter.resize(3)):  # fmt: skip
+    seen = {bytes(painter._preview_w.value)}
+    for action in (lambda: painter.canvas.toggle(4, 4), lambda: painter.canvas.apply_preset("l_shape"),
+                   lambda: setattr(painter.canvas, "alpha", 0.3), lambda: setattr(painter.canvas, "position", "top-left"),
+                   lambda: painter.canvas.resize(3)):  # fmt: skip
         action()
         assert painter._preview_w.value == painter.preview_png()
-        seen.add(painter._preview_w.value)
+        seen.add(bytes(painter._preview_w.value))
     assert len(seen) == 6
     assert Image.open(__import__("io").BytesIO(painter.preview_png())).size == (4 * 28 * 4 + 12, 2 * 28 * 4 + 4)
 
@@ -248,39 +259,39 @@ def test_preview_follows_every_change(painter):
 
 
 def test_resize_keeps_the_top_left_painting(painter):
-    painter.set_pixel(0, 0)
-    painter.set_pixel(4, 4)
+    painter.canvas.set_pixel(0, 0)
+    painter.canvas.set_pixel(4, 4)
     button(painter, "painter-size").value = 10
-    assert painter.size == 10 and painter.trigger.shape == (1, 10, 10)
+    assert painter.canvas.size == 10 and painter.canvas.trigger.shape == (1, 10, 10)
     assert len(button(painter, "painter-grid").children) == 100
-    assert torch.equal(painter.trigger, expected_pattern(10, [(0, 0), (4, 4)]))
-    painter.resize(3)
-    assert torch.equal(painter.trigger, expected_pattern(3, [(0, 0)]))
+    assert torch.equal(painter.canvas.trigger, expected_pattern(10, [(0, 0), (4, 4)]))
+    painter.canvas.resize(3)
+    assert torch.equal(painter.canvas.trigger, expected_pattern(3, [(0, 0)]))
     assert len(button(painter, "painter-grid").children) == 9
-    painter.resize(1)
-    painter.resize(28)
-    assert painter.trigger.shape == (1, 28, 28) and painter.offset == (0, 0)
+    painter.canvas.resize(1)
+    painter.canvas.resize(28)
+    assert painter.canvas.trigger.shape == (1, 28, 28) and painter.canvas.offset == (0, 0)
 
 
 @pytest.mark.parametrize("bad", [0, -3, 29, 2.5, "5", True])
 def test_bad_sizes(painter, bad):
     with pytest.raises(ValueError, match="from 1 to 28"):
-        painter.resize(bad)
-    assert painter.size == 5
+        painter.canvas.resize(bad)
+    assert painter.canvas.size == 5
     with pytest.raises(ValueError, match="from 1 to 28"):
         TriggerPainter("MNIST", samples=synthetic(), size=bad)
 
 
 def test_cifar_sizes_go_to_32(cifar):
-    cifar.resize(32)
+    cifar.canvas.resize(32)
     with pytest.raises(ValueError, match="from 1 to 32"):
-        cifar.resize(33)
+        cifar.canvas.resize(33)
 
 
 def test_custom_position_is_kept_inside_after_resize(painter):
-    painter.position = (23, 20)
-    painter.resize(8)
-    assert painter.position == (20, 20) and painter.offset == (20, 20)
+    painter.canvas.position = (23, 20)
+    painter.canvas.resize(8)
+    assert painter.canvas.position == (20, 20) and painter.canvas.offset == (20, 20)
 
 
 # ---------------------------------------------------------------------------- save and load
@@ -291,55 +302,55 @@ def test_save_load_round_trip_is_pixel_exact(painter, tmp_path):
     values = rng.integers(0, 256, size=(5, 5))
     for r in range(5):
         for c in range(5):
-            painter.set_pixel(r, c, int(values[r, c]))
-    path = painter.save("my_trigger-1")
+            painter.canvas.set_pixel(r, c, int(values[r, c]))
+    path = painter.canvas.save("my_trigger-1")
     assert path == tmp_path / "triggers" / "my_trigger-1.png" and path.is_file()
     assert painter.status == "saved triggers/my_trigger-1.png"
     with Image.open(path) as img:
         assert img.size == (5, 5) and img.mode == "L"
         np.testing.assert_array_equal(np.asarray(img), values)
-    assert torch.equal(load_trigger(path, 5), painter.trigger)
+    assert torch.equal(load_trigger(path, 5), painter.canvas.trigger)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # atomic: no temporary file left
 
     other = TriggerPainter("MNIST", samples=synthetic(), size=9, save_dir=tmp_path / "triggers")
-    assert torch.equal(other.load(path), painter.trigger)
-    assert other.size == 5 and torch.equal(other.trigger, painter.trigger)
-    other.clear()
-    other.load("my_trigger-1")  # a name in the save folder
-    assert torch.equal(other.trigger, painter.trigger)
+    assert torch.equal(other.canvas.load(path), painter.canvas.trigger)
+    assert other.canvas.size == 5 and torch.equal(other.canvas.trigger, painter.canvas.trigger)
+    other.canvas.clear()
+    other.canvas.load("my_trigger-1")  # a name in the save folder
+    assert torch.equal(other.canvas.trigger, painter.canvas.trigger)
 
 
 def test_save_and_load_buttons(painter, tmp_path):
-    painter.apply_preset("l_shape")
+    painter.canvas.apply_preset("l_shape")
     painter._name_w.value = "from_button"
     button(painter, "painter-save").click()
     path = tmp_path / "triggers" / "from_button.png"
     assert torch.equal(load_trigger(path, 5), make_trigger("l_shape", 5, 1))
-    painter.clear()
-    painter.resize(2)
+    painter.canvas.clear()
+    painter.canvas.resize(2)
     painter._load_path_w.value = str(path)
     button(painter, "painter-load").click()
-    assert torch.equal(painter.trigger, make_trigger("l_shape", 5, 1))
+    assert torch.equal(painter.canvas.trigger, make_trigger("l_shape", 5, 1))
     assert painter.status == "loaded from_button.png (5×5)"
 
 
 def test_cifar_round_trip(cifar, tmp_path):
     colours = ["#ff0000", "#00ff00", "#0000ff", "#123456"]
     for i, colour in enumerate(colours):
-        cifar.brush = colour
-        cifar.set_pixel(i, 3 - i)
-    path = cifar.save("colours")
+        cifar.canvas.brush = colour
+        cifar.canvas.set_pixel(i, 3 - i)
+    path = cifar.canvas.save("colours")
     with Image.open(path) as img:
         assert img.mode == "RGB" and img.size == (4, 4)
     other = TriggerPainter("CIFAR10", samples=synthetic("CIFAR10"), save_dir=tmp_path / "triggers")
-    other.load("colours")
-    assert torch.equal(other.trigger, cifar.trigger)
+    other.canvas.load("colours")
+    assert torch.equal(other.canvas.trigger, cifar.canvas.trigger)
 
 
 @pytest.mark.parametrize("name", ["", "with space", "a/b", "../escape", "x.png", "é", "a" * 65, None, 7])
 def test_bad_names_are_refused(painter, tmp_path, name):
     with pytest.raises(ValueError, match="invalid trigger name"):
-        painter.save(name)
+        painter.canvas.save(name)
     with pytest.raises(ValueError):
         check_name(name)
     assert not (tmp_path / "triggers").exists()
@@ -354,8 +365,8 @@ def test_bad_name_from_the_ui_goes_to_the_status_line(painter, tmp_path):
 
 
 def test_bad_files_are_refused_and_shown(painter, tmp_path):
-    painter.apply_preset("pixel")
-    before = painter.trigger
+    painter.canvas.apply_preset("pixel")
+    before = painter.canvas.trigger
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "text.png").write_text("not an image")
@@ -369,11 +380,11 @@ def test_bad_files_are_refused_and_shown(painter, tmp_path):
     }
     for name, message in cases.items():
         with pytest.raises(ValueError, match=message):
-            painter.load(bad / name)
+            painter.canvas.load(bad / name)
         painter._load_path_w.value = str(bad / name)
         button(painter, "painter-load").click()
         assert message in painter.status and "⚠" in painter._status_w.value
-        assert torch.equal(painter.trigger, before)
+        assert torch.equal(painter.canvas.trigger, before)
 
 
 def test_bad_samples(tmp_path):
@@ -399,22 +410,20 @@ def test_train_button_trains_with_the_painted_trigger(mnist_root, tmp_path):
         samples=synthetic(),
         save_dir=tmp_path,
         data_root=mnist_root,
-        train_settings={"train_limit": 1000, "test_limit": 300, "epochs": 2, "device": "cpu"},
+        budget=Budget(train_limit=1000, test_limit=300, epochs=2, device="cpu"),
     )
-    p.apply_preset("white")
+    p.canvas.apply_preset("white")
     button(p, "painter-train").click()
     result = p.last_result
     assert result is not None, p.status
-    assert set(result) >= {"tca", "asr", "history", "settings", "model", "examples", "example_preds"}
-    assert 0.0 <= result["tca"] <= 1.0 and 0.0 <= result["asr"] <= 1.0
+    assert 0.0 <= result.tca <= 1.0 and 0.0 <= result.asr <= 1.0
     # (whether the backdoor is learnt is the notebook's check: it trains on 10,000 images)
-    assert (
-        result["settings"]["poison_count"] == 100
-        and result["settings"]["train_size"] == 1000
-        and result["settings"]["trigger_size"] == 5
-    )
-    assert len(result["history"]) == 2
-    assert result["examples"].shape == (8, 1, 28, 28) and (result["examples"][:, :, 23:, 23:] == 255).all()
+    s = result.setup.settings
+    assert s["poison_count"] == 100 and s["train_size"] == 1000 and s["trigger_size"] == 5
+    assert len(result.history) == 2
+    examples = result.setup.test_attack.images[:8]
+    assert examples.shape == (8, 1, 28, 28) and (examples[:, :, 23:, 23:] == 255).all()
+    assert torch.equal(result.attack.trigger, p.canvas.trigger)
     assert p._progress_w.value == p._progress_w.max and p._progress_w.bar_style == "success"
     assert "Attack success rate (ASR)" in p._result_w.value and bytes(p._result_img_w.value).startswith(b"\x89PNG")
     assert not p._train_w.disabled and p.status.startswith("trained: TCA")
@@ -422,18 +431,19 @@ def test_train_button_trains_with_the_painted_trigger(mnist_root, tmp_path):
 
 def test_train_api_uses_position_and_alpha(mnist_root):
     p = TriggerPainter("MNIST", samples=synthetic(), data_root=mnist_root, size=3, position=(2, 5), alpha=0.5)
-    p.fill(255)
+    p.canvas.fill(255)
     result = p.train(train_limit=200, test_limit=100, epochs=1, device="cpu")
-    s = result["settings"]
-    assert s["position"] == (2, 5) and s["alpha"] == 0.5 and s["trigger_size"] == 3
-    assert (result["examples"][:, :, 2:5, 5:8] >= 128).all()
+    s = result.setup.settings
+    assert s["position"] == "(2, 5)" and s["alpha"] == 0.5 and s["trigger_size"] == 3
+    assert result.attack.position == (2, 5)
+    assert (result.setup.test_attack.images[:8, :, 2:5, 5:8] >= 128).all()
 
 
 def test_train_errors_go_to_the_status_line(tmp_path):
     p = TriggerPainter("MNIST", samples=synthetic(), data_root=tmp_path / "empty")
     p._train_w.click()
     assert "MNIST not found" in p.status and p._progress_w.bar_style == "danger" and not p._train_w.disabled
-    with pytest.raises(ValueError, match="unknown training setting"):
+    with pytest.raises(ValueError, match="unknown setting"):
         p.train(epoch=3)
 
 
@@ -450,12 +460,12 @@ def test_exercise_checks(capsys):
     p = TriggerPainter("MNIST", samples=synthetic(), size=5)
     assert exercises.check_plus_trigger(None) is False
     for i in range(5):
-        p.set_pixel(2, i)
-        p.set_pixel(i, 2)
-    assert exercises.check_plus_trigger(p.trigger) is True
-    p.erase(0, 2)
-    assert exercises.check_plus_trigger(p.trigger) is False
-    assert exercises.check_plus_trigger(p.trigger.float()) is False
+        p.canvas.set_pixel(2, i)
+        p.canvas.set_pixel(i, 2)
+    assert exercises.check_plus_trigger(p.canvas.trigger) is True
+    p.canvas.erase(0, 2)
+    assert exercises.check_plus_trigger(p.canvas.trigger) is False
+    assert exercises.check_plus_trigger(p.canvas.trigger.float()) is False
     assert exercises.check_plus_trigger([1, 2]) is False
 
     assert exercises.check_blended_pixel(None, 0, 255, 0.5) is False

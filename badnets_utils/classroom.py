@@ -1,0 +1,174 @@
+"""Student and teacher editions of the notebooks, in a self-contained folder::
+
+    python -m badnets_utils classroom DIR
+
+writes ``DIR/student/`` (solutions and teacher notes removed, outputs cleared) and ``DIR/teacher/`` (everything,
+with outputs, solutions shown), next to copies of ``badnets_utils/``, ``triggers/``, ``checkpoints/``, ``logs/``
+and the other folders the notebooks read, so that both editions run as they are. Solutions are marked once, by
+cell tags: ``solution`` (an exercise's solution code) and ``teacher`` (notes and answer keys for the teacher).
+``DIR`` must be new, empty or an earlier edition (it holds a ``.badnets-classroom`` marker); it is replaced whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .argparsing import Parser
+from .repo import write_notebook
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+MARKER = ".badnets-classroom"
+HIDDEN_TAGS = frozenset({"solution", "teacher"})
+# Folders the notebooks read through ``cfg`` or relative links (``../docs/painter.png``), copied when present.
+SHIPPED = ("badnets_utils", "triggers", "checkpoints", "logs", "results", "docs")
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
+
+
+class ClassroomError(ValueError):
+    """A destination the classroom command refuses to write."""
+
+
+def is_hidden(cell: nbformat.NotebookNode) -> bool:
+    """True for cells tagged ``solution`` or ``teacher``."""
+    return bool(HIDDEN_TAGS & set(cell.metadata.get("tags", [])))
+
+
+def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy without solution/teacher cells, outputs, execution counts, run timings and widget state."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not is_hidden(c)]
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def teacher_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy with every cell and output, the solution and teacher cells made visible."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        jupyter = cell.metadata.get("jupyter")
+        if is_hidden(cell) and isinstance(jupyter, dict):
+            jupyter.pop("source_hidden", None)
+            jupyter.pop("outputs_hidden", None)
+            if not jupyter:
+                del cell.metadata["jupyter"]
+    return nb
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_destination(out_dir: Path, src_notebooks_dir: Path, source_root: Path) -> None:
+    """Raise ClassroomError unless ``out_dir`` is safe to (re)write: never project files."""
+    out, root = out_dir.resolve(), source_root.resolve()
+    if out == root or out in root.parents:
+        raise ClassroomError(f"{out_dir} is the repository root or holds it; choose a new folder")
+    for folder in (src_notebooks_dir.resolve(), root / "notebooks", *(root / name for name in SHIPPED)):
+        if _inside(out, folder):
+            raise ClassroomError(f"{out_dir} is inside {folder.name}/, which the editions are made from")
+    if out.exists() and not out.is_dir():
+        raise ClassroomError(f"{out_dir} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ClassroomError(f"{out_dir} is not empty and was not written by this command ({MARKER} is missing)")
+
+
+def _source_root(repo_root: Path) -> Path:
+    """Where the package and data folders are copied from: the repository, else this package's checkout."""
+    return repo_root if (repo_root / "badnets_utils" / "__init__.py").is_file() else PACKAGE_ROOT
+
+
+def _write_tree(build: Path, notebooks: list[Path], source_root: Path) -> None:
+    """Fill the empty folder ``build`` with both editions, the shipped folders and the marker."""
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        write_notebook(build / "student" / path.name, student_edition(nb))
+        write_notebook(build / "teacher" / path.name, teacher_edition(nb))
+    for name in SHIPPED:
+        if (source_root / name).is_dir():
+            shutil.copytree(source_root / name, build / name, ignore=IGNORE)
+    (build / "README.md").write_text(
+        "# BadNets notebooks: classroom editions\n\n"
+        "* `student/`: the notebooks without solutions or teacher notes, outputs cleared; hand these out.\n"
+        "* `teacher/`: every cell, with outputs and solutions.\n\n"
+        "Both run in place (`badnets_utils/` and the data folders sit next to them). Regenerate with\n"
+        "`python -m badnets_utils classroom DIR`; that replaces this whole folder.\n",
+        encoding="utf-8",
+    )
+    (build / MARKER).write_text("written by `python -m badnets_utils classroom`; rebuilding replaces it\n")
+
+
+def _swap_in(build: Path, out: Path) -> None:
+    """Put the finished ``build`` folder at ``out``, replacing an earlier edition there."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        os.replace(out, old)
+    os.replace(build, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def build_editions(src_notebooks_dir: str | Path, out_dir: str | Path, repo_root: str | Path | None = None) -> Path:
+    """Write ``out_dir/student/``, ``out_dir/teacher/`` and the folders they need; return ``out_dir``.
+
+    ``repo_root`` (default: the parent of ``src_notebooks_dir``) is where ``badnets_utils/`` and the data folders
+    come from; without a package there, this package's own checkout is used. The tree is built in a temporary
+    folder beside ``out_dir`` and moved into place at the end, so a failure leaves ``out_dir`` as it was.
+    """
+    src, out = Path(src_notebooks_dir), Path(out_dir)
+    notebooks = sorted(src.glob("*.ipynb"))
+    if not notebooks:
+        raise ClassroomError(f"no notebooks in {src}")
+    source_root = _source_root(Path(repo_root) if repo_root is not None else src.resolve().parent)
+    check_destination(out, src, source_root)
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.resolve().parent))
+    try:
+        _write_tree(build, notebooks, source_root)
+        _swap_in(build, out.resolve())
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="badnets classroom", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir", help="output folder: new, empty, or an earlier classroom edition")
+    p.add_argument("--notebooks", default=str(PACKAGE_ROOT / "notebooks"), help="source notebooks (default: ours)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``badnets classroom DIR``; errors: one line on stderr, exit 2."""
+    try:
+        try:
+            args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        except SystemExit as stop:  # --help, or a bad flag already reported in one line
+            return int(stop.code or 0)
+        out = build_editions(args.notebooks, args.dir)
+    except (ClassroomError, OSError) as err:
+        print(f"badnets classroom: error: {err}", file=sys.stderr)
+        return 2
+    count = len(list((out / "student").glob("*.ipynb")))
+    print(f"wrote {count} notebooks to {out / 'student'} and {out / 'teacher'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

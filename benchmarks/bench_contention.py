@@ -1,0 +1,118 @@
+"""Thread contention: one training run alone vs three at once, with the automatic thread rule and with torch's default.
+
+    python benchmarks/bench_contention.py [--data_path DIR] [--train_size 20000] [--epochs 2] [--copies 3]
+                                          [--repeats 2] [--skip_default_concurrent]
+
+Every run is a fresh process training a BadNet on real MNIST with ``badnets_utils.train.fit`` (CPU, no thread
+settings from the user). Prints the time of each run (fit only, and the whole process), the fair share
+(copies × alone / cores), the ratio concurrent / fair share (target ≤ 1.3) and the loss of a lone run under the
+rule against torch's default (target ≤ 10 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RULES = ("auto", "default")
+
+
+def worker(data_path: str, train_size: int, epochs: int, rule: str) -> dict:
+    """Train once in this process; the fit time and the thread counts it used."""
+    import importlib
+
+    import torch
+
+    from badnets_utils.data import load_dataset, random_subset
+    from badnets_utils.models import build_model
+    from badnets_utils.poison import poison_train_set
+    from badnets_utils.triggers import make_trigger
+
+    train_module = importlib.import_module("badnets_utils.train")  # the package's `train` is something else
+    used = [torch.get_num_threads()]
+    set_threads = torch.set_num_threads
+
+    def record(n: int) -> None:
+        used.append(n)
+        set_threads(n)
+
+    torch.set_num_threads = record
+    if rule == "default":  # torch's own choice: one thread per physical core, whatever else runs
+        train_module.choose_threads = torch.get_num_threads
+    data = random_subset(load_dataset("MNIST", train=True, root=data_path), train_size, seed=0)
+    data = poison_train_set(data, make_trigger("white", 5), 0.1, target_label=1)
+    start = time.perf_counter()
+    train_module.fit(build_model("MNIST"), data, epochs=epochs, device="cpu", progress=False)
+    return {"fit_s": time.perf_counter() - start, "threads": used}
+
+
+def launch(args: argparse.Namespace, rule: str, copies: int) -> list[dict]:
+    """Start ``copies`` worker processes at once; wait for all; their results with wall times."""
+    cmd = [sys.executable, __file__, "--worker", rule, "--train_size", str(args.train_size),
+           "--epochs", str(args.epochs), "--data_path", str(args.data_path)]  # fmt: skip
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    results = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"a worker failed (exit {p.returncode})")
+        results.append({**json.loads(out.strip().splitlines()[-1]), "wall_s": time.perf_counter() - start})
+    return results
+
+
+def alone(args: argparse.Namespace, rule: str) -> tuple[float, float]:
+    """Median fit and process times of ``args.repeats`` lone runs."""
+    runs = [launch(args, rule, 1)[0] for _ in range(args.repeats)]
+    return statistics.median(r["fit_s"] for r in runs), statistics.median(r["wall_s"] for r in runs)
+
+
+def describe(results: list[dict]) -> str:
+    return ", ".join(f"{r['fit_s']:.1f} s (process {r['wall_s']:.1f} s, threads {r['threads']})" for r in results)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data_path", default=None)
+    p.add_argument("--train_size", type=int, default=20000)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--copies", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2, help="lone runs per rule (median)")
+    p.add_argument("--skip_default_concurrent", action="store_true", help="skip the slow copies-at-once default run")
+    p.add_argument("--worker", choices=RULES, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    from badnets_utils.data import load_dataset, resolve_data_root
+    from badnets_utils.train import physical_cores
+
+    args.data_path = resolve_data_root(args.data_path)
+    if args.worker:
+        print(json.dumps(worker(str(args.data_path), args.train_size, args.epochs, args.worker)))
+        return
+    load_dataset("MNIST", train=True, root=args.data_path)  # fails early when absent; warms the page cache
+    cores = physical_cores()
+    print(f"{args.train_size} MNIST images, {args.epochs} epochs, {cores} physical cores, {args.copies} copies")
+    auto_fit, auto_wall = alone(args, "auto")
+    default_fit, default_wall = alone(args, "default")
+    print(f"alone, automatic rule: fit {auto_fit:.1f} s (process {auto_wall:.1f} s)")
+    print(f"alone, torch default:  fit {default_fit:.1f} s (process {default_wall:.1f} s)")
+    print(f"lone-run loss of the rule: {100 * (auto_fit / default_fit - 1):+.1f} % (target <= 10 %)")
+    fair = args.copies * auto_fit / cores
+    together = launch(args, "auto", args.copies)
+    worst = max(r["fit_s"] for r in together)
+    print(f"{args.copies} at once, automatic rule: {describe(together)}")
+    print(f"fair share {args.copies} x {auto_fit:.1f} / {cores} = {fair:.1f} s; worst / fair = {worst / fair:.2f} "
+          f"(target <= 1.3)")  # fmt: skip
+    if not args.skip_default_concurrent:
+        crowded = launch(args, "default", args.copies)
+        worst_default = max(r["fit_s"] for r in crowded)
+        print(f"{args.copies} at once, torch default: {describe(crowded)}; worst / fair = {worst_default / fair:.2f}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()

@@ -1,0 +1,228 @@
+"""Measure how long every notebook takes to run, and render the times where the docs show them.
+
+    python benchmarks/notebook_times.py                         # class and quick mode, every notebook
+    python benchmarks/notebook_times.py --modes retrain --notebooks 03 04   # full retrain: slow
+    python benchmarks/notebook_times.py --render-only           # only re-render from notebook_times.json
+
+Each notebook runs top to bottom with nbclient (kernel python3, working directory notebooks/; the files are not
+modified), timed from kernel start to the last cell, in up to three modes:
+
+* ``class``: no BADNETS_* switch set, i.e. the notebooks' defaults (shipped results where training is long);
+* ``quick``: ``BADNETS_QUICK=1`` (small data, few epochs: what the tests run);
+* ``retrain``: ``BADNETS_RETRAIN=1`` (train everything from scratch; very slow, so not in the default modes).
+
+The results go to benchmarks/notebook_times.json (merged with earlier ones, written atomically) and are rendered
+as a table between ``<!-- notebook-times -->`` and ``<!-- /notebook-times -->`` in README.md and docs/teaching.md,
+and as one line between ``<!-- time -->`` and ``<!-- /time -->`` in each notebook's markdown. Files without the
+markers are left alone. ``check_times(root)`` lists the places whose text disagrees with the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+from badnets_utils.files import atomic_write_text  # noqa: E402
+from badnets_utils.repo import notebook_text  # noqa: E402
+
+JSON_FILE = Path("benchmarks") / "notebook_times.json"
+TABLE_FILES = (Path("README.md"), Path("docs") / "teaching.md")
+MODES = {"class": {}, "quick": {"BADNETS_QUICK": "1"}, "retrain": {"BADNETS_RETRAIN": "1"}}
+DEFAULT_MODES = ("class", "quick")
+LABELS = {"class": "class mode", "quick": "quick mode", "retrain": "full retrain"}
+SWITCHES = ("BADNETS_QUICK", "BADNETS_RETRAIN")
+TABLE = ("<!-- notebook-times -->", "<!-- /notebook-times -->")
+NOTE = ("<!-- time -->", "<!-- /time -->")
+
+
+def machine() -> str:
+    """A short description of this machine: CPU cores and GPU."""
+    gpu = "no GPU"
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
+
+
+@contextlib.contextmanager
+def switches(mode: str) -> Iterator[None]:
+    """Set exactly the environment of ``mode`` (the kernel inherits it), then restore the old one."""
+    saved = {k: os.environ.get(k) for k in SWITCHES}
+    for k in SWITCHES:
+        os.environ.pop(k, None)
+    os.environ.update(MODES[mode])
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_notebook(path: Path, mode: str, timeout: int = 7200) -> float:
+    """Seconds to execute the notebook at ``path`` in ``mode`` (cwd: its folder); raises if a cell fails."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    with switches(mode):
+        start = time.perf_counter()
+        client.execute()
+        return time.perf_counter() - start
+
+
+def select(root: Path, prefixes: list[str] | None) -> list[Path]:
+    """The notebooks under notebooks/ whose names start with one of ``prefixes`` (all if None)."""
+    paths = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in paths if not prefixes or any(p.name.startswith(x) for x in prefixes)]
+
+
+def load(root: Path) -> dict:
+    path = root / JSON_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"notebooks": {}}
+
+
+def measure(root: Path, paths: list[Path], modes: list[str]) -> dict:
+    """Run and time every notebook in every mode; merge into the JSON (written after each run) and return it."""
+    data = load(root)
+    data.update(machine=machine(), date=datetime.date.today().isoformat())
+    for path in paths:
+        for mode in modes:
+            print(f"{path.name} [{mode}] ...", end=" ", flush=True)
+            seconds = run_notebook(path, mode)
+            print(f"{seconds:.1f} s", flush=True)
+            data["notebooks"].setdefault(path.stem, {})[mode] = round(seconds, 1)
+            atomic_write_text(root / JSON_FILE, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return data
+
+
+def duration(seconds: float | None) -> str:
+    """12 s, 3 min 20 s, 25 min; an em dash when not measured."""
+    if seconds is None:
+        return "—"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{round(s / 60)} min"
+
+
+def title(stem: str) -> str:
+    number, _, words = stem.partition("_")
+    return f"{number} · {words.replace('_', ' ')}"
+
+
+def render_table(data: dict) -> str:
+    """The markdown table of every measured notebook and mode, with where it was measured."""
+    rows = ["| Notebook | " + " | ".join(LABELS.values()) + " |", "|---|" + "---:|" * len(LABELS)]
+    for stem, times in sorted(data["notebooks"].items()):
+        rows.append(f"| {title(stem)} | " + " | ".join(duration(times.get(m)) for m in LABELS) + " |")
+    rows += ["", f"Measured on {data.get('machine', '?')} ({data.get('date', '?')}) with "
+             "`python benchmarks/notebook_times.py`: class mode = the notebooks' defaults, quick mode = "
+             "`BADNETS_QUICK=1`, full retrain = `BADNETS_RETRAIN=1`; kernel start included."]  # fmt: skip
+    return "\n".join(rows)
+
+
+def render_note(data: dict, stem: str) -> str | None:
+    """One line for a notebook's header, e.g. "class mode: 12 s · quick mode: 7 s"; None if not measured."""
+    times = data["notebooks"].get(stem)
+    if not times:
+        return None
+    parts = [f"{LABELS[m]}: {duration(times[m])}" for m in LABELS if m in times]
+    return " · ".join(parts) + f" (measured on {data.get('machine', '?')})"
+
+
+def replace_between(text: str, markers: tuple[str, str], body: str, block: bool) -> str | None:
+    """``text`` with what lies between the markers replaced by ``body``; None if the markers are absent."""
+    start, end = markers
+    i = text.find(start)
+    j = text.find(end, i + len(start)) if i >= 0 else -1
+    if j < 0:
+        return None
+    inner = f"\n{body}\n" if block else body
+    return text[: i + len(start)] + inner + text[j:]
+
+
+def planned(root: Path, data: dict, paths: list[Path] | None = None) -> dict[Path, str]:
+    """Every file whose rendered text differs from what it holds now, with the new text."""
+    out: dict[Path, str] = {}
+    table = render_table(data)
+    for rel in TABLE_FILES:
+        path = root / rel
+        if path.is_file():
+            new = replace_between(path.read_text(encoding="utf-8"), TABLE, table, block=True)
+            if new is not None and new != path.read_text(encoding="utf-8"):
+                out[path] = new
+    for path in select(root, None) if paths is None else paths:
+        note = render_note(data, path.stem)
+        if note is None:
+            continue
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                new = replace_between(cell.source, NOTE, note, block=False)
+                if new is not None:
+                    cell.source = new
+        text = notebook_text(nb)
+        if text != path.read_text(encoding="utf-8"):
+            out[path] = text
+    return out
+
+
+def render(root: Path, data: dict) -> list[Path]:
+    """Write the tables and notebook notes (atomically, only files that change); return what was written."""
+    plan = planned(root, data)
+    for path, text in plan.items():
+        atomic_write_text(path, text)
+    return list(plan)
+
+
+def check_times(root: str | Path = ROOT) -> list[str]:
+    """The files whose rendered times disagree with benchmarks/notebook_times.json; empty when all agree."""
+    root = Path(root)
+    if not (root / JSON_FILE).is_file():
+        return []
+    return [f"{p.relative_to(root).as_posix()}: times differ from {JSON_FILE.as_posix()} (run --render-only)"
+            for p in planned(root, load(root))]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(DEFAULT_MODES), help="modes to time")
+    p.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks (name prefixes: 01 03)")
+    p.add_argument("--render-only", action="store_true", help="do not run anything: render from the JSON")
+    p.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
+    args = p.parse_args(argv)
+    paths = select(args.root, args.notebooks)
+    if not paths:
+        p.exit(2, f"notebook_times: error: no notebook matches {args.notebooks}\n")
+    data = load(args.root) if args.render_only else measure(args.root, paths, args.modes)
+    written = render(args.root, data)
+    print(
+        "rendered into " + (", ".join(p.relative_to(args.root).as_posix() for p in written) or "nothing (up to date)")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""benchmarks/notebook_times.py: timing in each mode, rendering between markers, check_times."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("notebook_times", ROOT / "benchmarks" / "notebook_times.py")
+T = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(T)
+
+PROBE = "import os\nopen('ran-' + os.environ.get('BADNETS_QUICK', '-') + os.environ.get('BADNETS_RETRAIN', '-'), 'w')"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A tiny repository: one notebook with a time note, one without, a README and docs/teaching.md."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "docs").mkdir()
+    header = new_markdown_cell("# 01 · Tiny\n\n**Run time.** <!-- time -->unknown<!-- /time -->")
+    nbformat.write(new_notebook(cells=[header, new_code_cell(PROBE)]), tmp_path / "notebooks" / "01_tiny.ipynb")
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# 02 · Bare")]), tmp_path / "notebooks" / "02_bare.ipynb")
+    (tmp_path / "README.md").write_text("# R\n\n<!-- notebook-times -->\nold\n<!-- /notebook-times -->\nend\n")
+    (tmp_path / "docs" / "teaching.md").write_text("no markers here\n")
+    return tmp_path
+
+
+def test_measure_runs_each_mode_in_notebooks_folder(root: Path, monkeypatch):
+    monkeypatch.setenv("BADNETS_QUICK", "1")  # class mode must unset it
+    assert T.main(["--root", str(root), "--notebooks", "01", "--modes", "class", "quick", "retrain"]) == 0
+    assert sorted(p.name for p in (root / "notebooks").glob("ran-*")) == sorted(
+        ["ran---", "ran-1-", "ran--1"]
+    )  # class, quick, retrain
+    data = json.loads((root / "benchmarks" / "notebook_times.json").read_text())
+    assert set(data["notebooks"]) == {"01_tiny"} and set(data["notebooks"]["01_tiny"]) == {"class", "quick", "retrain"}
+    readme = (root / "README.md").read_text()
+    assert "| 01 · tiny |" in readme and "old" not in readme and readme.endswith("<!-- /notebook-times -->\nend\n")
+    header = nbformat.read(root / "notebooks" / "01_tiny.ipynb", as_version=4).cells[0].source
+    assert "<!-- time -->class mode: " in header and " · quick mode: " in header and "unknown" not in header
+    assert (root / "docs" / "teaching.md").read_text() == "no markers here\n"
+    assert T.check_times(root) == []
+
+
+def test_render_only_and_check_times(root: Path):
+    before = (root / "notebooks" / "02_bare.ipynb").read_bytes()
+    (root / "benchmarks").mkdir()
+    data = {"machine": "test box", "date": "2026-01-01", "notebooks": {"01_tiny": {"class": 75.0, "quick": 7.2}}}
+    (root / "benchmarks" / "notebook_times.json").write_text(json.dumps(data))
+    assert sorted(T.check_times(root)) == ["README.md: times differ from benchmarks/notebook_times.json (run "
+                                          "--render-only)", "notebooks/01_tiny.ipynb: times differ from "
+                                          "benchmarks/notebook_times.json (run --render-only)"]  # fmt: skip
+    assert T.main(["--root", str(root), "--render-only"]) == 0
+    assert T.check_times(root) == []
+    assert "| 01 · tiny | 1 min 15 s | 7 s | — |" in (root / "README.md").read_text()
+    header = nbformat.read(root / "notebooks" / "01_tiny.ipynb", as_version=4).cells[0].source
+    note = "class mode: 1 min 15 s · quick mode: 7 s (measured on test box)"
+    assert header == f"# 01 · Tiny\n\n**Run time.** <!-- time -->{note}<!-- /time -->"
+    assert (root / "notebooks" / "02_bare.ipynb").read_bytes() == before
+    written = T.render(root, T.load(root))
+    assert written == []  # idempotent
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "—"), (4.4, "4 s"), (60, "1 min"), (201, "3 min 21 s"),
+                                               (1500, "25 min")])  # fmt: skip
+def test_duration(seconds, text):
+    assert T.duration(seconds) == text
+
+
+def test_repository_times_agree_with_json():
+    assert T.check_times(ROOT) == []
