@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from .checkpoints import checkpoint_name, run_tag, save_checkpoint
-from .files import check_output_dir
 from .data import DATASETS, ImageData, canonical_name, load_splits, random_subset
+from .files import check_output_dir
 from .models import BadNet, build_model
 from .poison import (
     attack_test_set,
@@ -178,6 +178,8 @@ def check_attack_settings(attack: Attack) -> Attack:
         raise ValueError(f"poison count {attack.count!r} must be a whole number ≥ 0")
     if not 0.0 <= float(attack.alpha) <= 1.0:
         raise ValueError(f"alpha {attack.alpha!r} is outside [0, 1]")
+    if isinstance(attack.seed, bool) or not isinstance(attack.seed, int) or not 0 <= attack.seed < 2**63:
+        raise ValueError(f"--seed {attack.seed!r} is outside the seeds a generator takes; allowed: 0..{2**63 - 1}")
     _, h, w = DATASETS[name]["shape"]
     if not isinstance(attack.trigger, torch.Tensor):
         size = attack.trigger_size
@@ -353,13 +355,16 @@ def run_many(
 # ----------------------------------------------------------------------------- save
 
 
-def output_paths(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
-    """(checkpoint, log) paths of a run under ``output_dir``: checkpoints/<name>.pth and logs/<dataset>_<tag>.csv."""
+def output_paths(attack: Attack, output_dir: str | Path, name: str | None = None) -> tuple[Path, Path]:
+    """(checkpoint, log) paths of a run under ``output_dir``: checkpoints/<name>.pth and logs/<dataset>_<tag>.csv
+    (``name`` overrides the checkpoint's file name; its log is then logs/<name without .pth>.csv)."""
     out = Path(output_dir)
-    name = canonical_name(attack.dataset)
+    dataset = canonical_name(attack.dataset)
     rate = attack.rate if attack.count is None else attack.count
-    ckpt = out / "checkpoints" / checkpoint_name(name, attack.kind, rate)
-    log = out / "logs" / f"{name}_{run_tag(attack.kind, attack.target, rate)}.csv"
+    if name is not None:
+        return out / "checkpoints" / name, out / "logs" / f"{Path(name).stem}.csv"
+    ckpt = out / "checkpoints" / checkpoint_name(dataset, attack.kind, rate)
+    log = out / "logs" / f"{dataset}_{run_tag(attack.kind, attack.target, rate)}.csv"
     return ckpt, log
 
 
@@ -370,9 +375,9 @@ def check_output(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
     return ckpt, log
 
 
-def save_run(result: Result, output_dir: str | Path) -> tuple[Path, Path]:
+def save_run(result: Result, output_dir: str | Path, name: str | None = None) -> tuple[Path, Path]:
     """Write the checkpoint (with its settings, budget and scores), then the epoch log; returns both paths."""
-    ckpt, log = output_paths(result.attack, output_dir)
+    ckpt, log = output_paths(result.attack, output_dir, name)
     info = {k: v for k, v in result.setup.settings.items() if k != "dataset"}
     info.update(epochs=result.budget.epochs, tca=round(result.tca, 6), asr=round(result.asr, 6))
     save_checkpoint(result.model, ckpt, result.attack.dataset, **info)

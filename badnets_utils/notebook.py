@@ -15,20 +15,41 @@ import numpy as np
 import torch
 
 from .data import resolve_data_root
+from .files import sha256_file, shipped_files
 from .train import select_device
 
-QUICK_ENV = "BADNETS_QUICK"
+QUICK_ENV, RETRAIN_ENV = "BADNETS_QUICK", "BADNETS_RETRAIN"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "results"  # shipped results of full runs, listed in checkpoints/MANIFEST.json
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def is_quick() -> bool:
     """True when $BADNETS_QUICK is set to anything but '', 0, false or no."""
-    return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _env_flag(QUICK_ENV)
+
+
+def shipped_result(name: str) -> Path:
+    """``results/<name>``, checked against the project's manifest (its SHA-256 must match); a one-line error if not."""
+    path = RESULTS_DIR / name
+    listed = shipped_files().get(path.resolve())
+    if listed is None:
+        raise ValueError(
+            f"results/{name} is not a shipped result (not in checkpoints/MANIFEST.json); set RETRAIN = True"
+        )
+    if not path.is_file() or sha256_file(path) != listed:
+        raise ValueError(f"results/{name} is missing or modified (its SHA-256 differs from the manifest's); "
+                         "restore it with git, or set RETRAIN = True")  # fmt: skip
+    return path
 
 
 @dataclass
 class NotebookConfig:
-    quick: bool
+    quick: bool  # small data and few epochs (CI, a first try)
+    retrain: bool  # train what is long instead of loading the shipped full-run results
     device: torch.device
     seed: int
     repo_root: Path
@@ -48,15 +69,23 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, device: str = "auto", verbose: bool = True) -> NotebookConfig:
-    """Seed Python, NumPy and torch; choose the device; resolve paths; report the quick mode."""
+def setup(
+    seed: int = 0, quick: bool | None = None, retrain: bool = False, device: str = "auto", verbose: bool = True
+) -> NotebookConfig:
+    """Seed Python, NumPy and torch; choose the device; resolve paths; report the mode.
+
+    quick: None follows $BADNETS_QUICK. retrain: a notebook's RETRAIN switch ($BADNETS_RETRAIN=1 forces it).
+    Class mode is the default: quick off, retrain off — long experiments load the results that ship.
+    """
     seed_everything(seed)
-    quick = is_quick()
+    quick = is_quick() if quick is None else bool(quick)
+    retrain = bool(retrain) or _env_flag(RETRAIN_ENV)
     data_root = resolve_data_root()
     runs = REPO_ROOT / "runs" / ("quick" if quick else "")
     runs.mkdir(parents=True, exist_ok=True)
     cfg = NotebookConfig(
         quick=quick,
+        retrain=retrain,
         device=select_device(device),
         seed=seed,
         repo_root=REPO_ROOT,
@@ -66,6 +95,7 @@ def setup(seed: int = 0, device: str = "auto", verbose: bool = True) -> Notebook
         trigger_dir=REPO_ROOT / "triggers",
     )
     if verbose:
-        mode = "QUICK (small data, few epochs)" if quick else "full"
-        print(f"mode: {mode} | device: {cfg.device} | torch {torch.__version__} | seed {seed}")
+        mode = "QUICK (small data, few epochs)" if quick else "full data"
+        long_runs = "retrain" if retrain else "load shipped results"
+        print(f"mode: {mode}, {long_runs} | device: {cfg.device} | torch {torch.__version__} | seed {seed}")
     return cfg

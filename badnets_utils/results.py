@@ -27,10 +27,12 @@ from .files import atomic_write_text
 # sees all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see the README).
 RELEASE_BUDGET = Budget(epochs=20, lr=1e-3)
 _MNIST = Attack(dataset="MNIST", trigger="triggers/trigger_white.png", trigger_size=5, seed=0, mode="add")
-RELEASES: dict[str, Attack] = {
-    "badnet-MNIST.pth": _MNIST,
-    "badnet-MNIST-all2all.pth": _MNIST.replace(kind="all-to-all"),
-    "clean-MNIST.pth": _MNIST.replace(rate=0.0, mode="replace"),
+RELEASES: dict[str, tuple[Attack, Budget]] = {
+    "badnet-MNIST.pth": (_MNIST, RELEASE_BUDGET),
+    "badnet-MNIST-all2all.pth": (_MNIST.replace(kind="all-to-all"), RELEASE_BUDGET),
+    "clean-MNIST.pth": (_MNIST.replace(rate=0.0, mode="replace"), RELEASE_BUDGET),
+    # notebook 07's patient: 5 % poisoned in place, the CLI's default budget (class mode loads it)
+    "badnet-MNIST-5pct.pth": (_MNIST.replace(rate=0.05, mode="replace"), Budget()),
 }
 CIFAR = (Attack(dataset="CIFAR10"), Budget(epochs=30))
 CIFAR_TIMES = (
@@ -62,13 +64,13 @@ def command(attack: Attack, budget: Budget, extra: str = "") -> str:
     return "python -m badnets_utils " + shlex.join(cli_args(attack, budget)) + extra
 
 
-def release_entry(attack: Attack, budget: Budget = RELEASE_BUDGET) -> dict:
+def release_entry(attack: Attack, budget: Budget) -> dict:
     """A release's settings as the manifest records them."""
     return {
         "dataset": attack.dataset, "attack": "none" if attack.rate == 0 else attack.kind,
         "trigger_label": attack.target, "poisoning_rate": attack.rate, "poison_mode": attack.mode,
         "trigger": str(attack.trigger), "trigger_size": attack.trigger_size, "seed": attack.seed,
-        "epochs": budget.epochs, "command": command(attack, budget),
+        "epochs": budget.epochs, "lr": budget.lr, "command": command(attack, budget),
     }  # fmt: skip
 
 
@@ -130,16 +132,21 @@ def write_readme_table(readme_path: Path, entries: dict) -> None:
     atomic_write_text(readme_path, text)
 
 
-def retrain(out: Path, data_root=None) -> dict:
-    """Train every release into ``out`` (checkpoints/, logs/, MANIFEST.json); returns the new manifest entries."""
+def retrain(out: Path, data_root=None, only: list[str] | None = None) -> dict:
+    """Train every release (or ``only`` these) into ``out`` (checkpoints/, logs/, MANIFEST.json); returns the entries."""
+    unknown = sorted(set(only or ()) - set(RELEASES))
+    if unknown:
+        raise ValueError(f"unknown release(s) {unknown}; allowed: {', '.join(RELEASES)}")
     folder = out / "checkpoints"
     entries = {}
-    for name, attack in RELEASES.items():
-        print(f"training {name}: {command(attack, RELEASE_BUDGET)}", flush=True)
-        result = run(attack.replace(trigger=ROOT / attack.trigger), RELEASE_BUDGET, data_root=data_root, progress=False)
-        ckpt, _ = save_run(result, out)
-        assert ckpt.name == name, (ckpt, name)
-        entry = {**release_entry(attack), "torch": torch.__version__.split("+")[0], "sha256": sha256_file(ckpt)}
+    for name, (attack, budget) in RELEASES.items():
+        if only and name not in only:
+            continue
+        print(f"training {name}: {command(attack, budget)}", flush=True)
+        result = run(attack.replace(trigger=ROOT / attack.trigger), budget, data_root=data_root, progress=False)
+        ckpt, _ = save_run(result, out, name)
+        entry = {**release_entry(attack, budget), "torch": torch.__version__.split("+")[0]}
+        entry["sha256"] = sha256_file(ckpt)
         entry.update(tca=round(result.tca, 6), asr=round(result.asr, 6), test_size=len(result.setup.test),
                      attack_test_size=len(result.setup.test_attack))  # fmt: skip
         entries[name] = entry
@@ -149,8 +156,9 @@ def retrain(out: Path, data_root=None) -> dict:
 
 
 def listed_files(root: Path) -> dict[str, str]:
-    """SHA-256 of the trigger images and epoch logs under ``root`` that a manifest lists beside its checkpoints."""
-    paths = sorted([*(root / "triggers").glob("*.png"), *(root / "logs").glob("*.csv")])
+    """SHA-256 of the trigger images, epoch logs and notebooks' results under ``root`` (listed beside the checkpoints)."""
+    found = [*(root / "triggers").glob("*.png"), *(root / "logs").glob("*.csv"), *(root / "results").glob("*.*")]
+    paths = sorted(found)
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in paths}
 
 
@@ -159,12 +167,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding the checkpoints and MANIFEST.json")
     p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
     p.add_argument("--retrain", action="store_true", help="retrain every release into --out (maintainers)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="with --retrain: only these releases")
     p.add_argument("--out", default="runs/release", help="where --retrain writes checkpoints/, logs/ and the manifest")
     p.add_argument("--update-readme", metavar="README", default=None,
                    help="after a check without mismatch, write the table into this README")  # fmt: skip
     args = p.parse_args(argv)
     if args.retrain:
-        entries = retrain(Path(args.out), args.data_path)
+        entries = retrain(Path(args.out), args.data_path, args.only)
         print(render_table(entries))
         print(f"\nreview, then copy {args.out}/checkpoints and {args.out}/logs into the repository and run "
               "`python -m badnets_utils results --update-readme README.md` to refresh the README's table")  # fmt: skip

@@ -124,16 +124,18 @@ def busy_elsewhere(samples: int = 5) -> float:
 def choose_threads() -> int:
     """Intra-op threads for training now: the cores this process may use minus those other processes keep busy.
 
-    The rule: n = max(1, min(physical cores, cores - busy)), where "cores" are the physical cores of this
-    process's CPU affinity (capped by a cgroup CPU quota) and "busy" is ``busy_elsewhere()``. A run alone gets
-    every core, as torch's default does; runs started together end up sharing the cores instead of each
-    starting one spinning thread per core (measured on 2 cores, three runs at once: 60 s each with torch's
-    default, 15 s each with one thread each — the fair share). ``fit`` re-checks every few seconds.
+    The rule: n = max(1, cores - busy), where "cores" are the physical cores of this process's CPU affinity
+    (capped by a cgroup CPU quota) and "busy" is ``busy_elsewhere()`` (scaled to the affinity's share of the
+    machine's CPUs). A run alone gets every core, as torch's default does; runs started together end up
+    sharing the cores instead of each starting one spinning thread per core (measured on 2 cores, three runs
+    at once: 60 s each with torch's default, 15 s each with one thread each, the fair share). ``fit``
+    re-checks every few seconds, so a run speeds up again when the others finish.
     """
-    cores = physical_cores()
-    limit = _cgroup_cpu_limit()
+    cpus = _usable_cpus()
+    cores, limit = physical_cores(cpus), _cgroup_cpu_limit()
     cores = min(cores, limit) if limit else cores
-    return max(1, min(cores, cores - round(busy_elsewhere())))
+    share = len(cpus) / max(os.cpu_count() or 1, len(cpus))  # the load count is machine-wide: keep our CPUs' part
+    return max(1, min(cores, cores - round(busy_elsewhere() * share)))
 
 
 def threads_set_by_user() -> bool:
@@ -348,7 +350,7 @@ def _train_epoch(run: _Run, epoch: int, epochs: int) -> float:
         batch_loss = compute_loss(logits, run.y[idx], run.loss)
         run.opt.zero_grad(set_to_none=True)
         batch_loss.backward()
-        run.opt.step()
+        _step(run, epoch)
         if run.sched is not None:
             run.sched.step()
         running += batch_loss.detach() * len(idx)
@@ -358,6 +360,19 @@ def _train_epoch(run: _Run, epoch: int, epochs: int) -> float:
             run.threads.update(every=THREADS_RECHECK_S)
     bar.close()
     return check_finite(running.item() / max(seen, 1), run.model, epoch, run.lr)
+
+
+def _step(run: _Run, epoch: int) -> None:
+    """One optimizer step; a learning rate too large for float32 (torch's overflow error) is a divergence."""
+    try:
+        run.opt.step()
+    except RuntimeError as err:
+        if "overflow" not in str(err):
+            raise
+        raise TrainingDivergedError(
+            f"training diverged at epoch {epoch + 1}: the update overflows float32; lower --lr (got {run.lr:g}); "
+            f"{LR_ALLOWED}"
+        ) from None
 
 
 def check_finite(mean_loss: float, model: torch.nn.Module | None, epoch: int, lr: float) -> float:

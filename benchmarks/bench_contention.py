@@ -66,6 +66,15 @@ def launch(args: argparse.Namespace, rule: str, copies: int) -> list[dict]:
     return results
 
 
+def machine_load() -> str:
+    """What else runs now: a benchmark on a busy machine measures that machine, not the rule."""
+    import os
+
+    from badnets_utils.train import busy_elsewhere
+
+    return f"load average {os.getloadavg()[0]:.2f}, {busy_elsewhere():.0f} runnable threads elsewhere"
+
+
 def alone(args: argparse.Namespace, rule: str) -> tuple[float, float]:
     """Median fit and process times of ``args.repeats`` lone runs."""
     runs = [launch(args, rule, 1)[0] for _ in range(args.repeats)]
@@ -96,11 +105,13 @@ def main() -> None:
     load_dataset("MNIST", train=True, root=args.data_path)  # fails early when absent; warms the page cache
     cores = physical_cores()
     print(f"{args.train_size} MNIST images, {args.epochs} epochs, {cores} physical cores, {args.copies} copies")
+    print(f"before: {machine_load()}", flush=True)
     auto_fit, auto_wall = alone(args, "auto")
     default_fit, default_wall = alone(args, "default")
     print(f"alone, automatic rule: fit {auto_fit:.1f} s (process {auto_wall:.1f} s)")
     print(f"alone, torch default:  fit {default_fit:.1f} s (process {default_wall:.1f} s)")
     print(f"lone-run loss of the rule: {100 * (auto_fit / default_fit - 1):+.1f} % (target <= 10 %)")
+    print(f"now: {machine_load()}", flush=True)
     fair = args.copies * auto_fit / cores
     together = launch(args, "auto", args.copies)
     worst = max(r["fit_s"] for r in together)

@@ -1,11 +1,13 @@
+import pytest
 import torch
 
-from badnets_utils.metrics import classification_report, confusion_matrix, per_class_scores
+from badnets_utils import metrics
+from badnets_utils.metrics import ASR_UNDEFINED, classification_report, confusion_matrix, format_rate, per_class_scores
 from badnets_utils.models import build_model
 
 
 def test_mnist_and_cifar_shapes_and_logits():
-    for name, shape in (("MNIST", (1, 28, 28)), ("CIFAR10", (3, 32, 32))):
+    for name, shape in (("MNIST", (1, 28, 28)), ("CIFAR10", (3, 32, 32)), ("fashion-mnist", (1, 28, 28))):
         m = build_model(name)
         x = torch.randint(0, 256, (4, *shape), dtype=torch.uint8)
         out = m(x)
@@ -38,3 +40,27 @@ def test_report_handles_empty_classes():
     cm = confusion_matrix(torch.tensor([0, 0]), torch.tensor([0, 0]), 3)
     s = per_class_scores(cm)
     assert s["f1"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_fashion_mnist_model_normalises_with_its_own_statistics():
+    m = build_model("FashionMNIST")
+    assert m.mean.flatten().tolist() == pytest.approx([0.2860]) and m.std.flatten().tolist() == pytest.approx([0.3530])
+
+
+@pytest.mark.parametrize(
+    "value, kwargs, text",
+    [
+        (0.97314, {}, "0.9731"),
+        (1.0, {"digits": 2}, "1.00"),
+        (0.97314, {"percent": True}, "97.31 %"),
+        (float("nan"), {}, "undefined"),
+        (float("nan"), {"undefined": ASR_UNDEFINED}, "undefined (no test image outside the target class)"),
+        (None, {}, "undefined"),
+    ],
+)
+def test_format_rate(value, kwargs, text):
+    assert format_rate(value, **kwargs) == text
+
+
+def test_dead_accuracy_helper_is_gone():
+    assert not hasattr(metrics, "accuracy")

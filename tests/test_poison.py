@@ -1,5 +1,8 @@
 import math
+from decimal import Decimal
+from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,7 +21,7 @@ def toy(n=1000, seed=0):
 
 @pytest.mark.parametrize("n, rate", [(60000, 0.1), (1000, 0.0), (1000, 1.0), (999, 0.333), (7, 0.5), (60000, 0.0005)])
 def test_exact_counts(n, rate):
-    assert len(choose_poison_indices(n, rate, seed=0)) == math.floor(rate * n)
+    assert len(choose_poison_indices(n, rate, seed=0)) == math.floor(Fraction(str(rate)) * n)
 
 
 def test_absolute_count_and_uniqueness():
@@ -68,10 +71,31 @@ def test_all_to_all_test_set_keeps_every_image():
     assert len(t) == 500 and torch.equal(t.labels, (d.labels + 1) % 10)
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), float("inf"), -float("inf"), np.float64("nan")])
 def test_bad_rate(rate):
-    with pytest.raises(ValueError, match=r"poisoning rate .* outside \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"poisoning rate .* outside \[0, 1\].*; allowed: a number in \[0, 1\]"):
         poison_count(100, rate)
+
+
+@pytest.mark.parametrize("rate", [True, False, "0.1", [0.1], 1j])
+def test_rate_that_is_not_a_number(rate):
+    with pytest.raises(ValueError, match=r"poisoning rate .* is not a number; allowed: a number in \[0, 1\]"):
+        poison_count(100, rate)
+
+
+@pytest.mark.parametrize(
+    "n, rate, expected",
+    [(100, 0.29, 29), (100, 0.57, 57), (1000, 0.001, 1), (60000, 0.1, 6000), (10, 1, 10), (10, 0, 0), (7, 0.5, 3)],
+)
+def test_poison_count_reads_rates_as_decimals(n, rate, expected):
+    assert poison_count(n, rate) == expected
+    assert poison_count(n, np.float64(rate)) == poison_count(n, np.float32(rate)) == expected
+    assert poison_count(n, Decimal(str(rate))) == poison_count(n, Fraction(str(rate))) == expected
+
+
+def test_float_arithmetic_would_lose_one():
+    assert 0.29 * 100 < 29  # the bug this guards against
+    assert len(choose_poison_indices(100, 0.29)) == 29
 
 
 @pytest.mark.parametrize("label", [-1, 10, 2.5])

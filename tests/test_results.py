@@ -35,7 +35,7 @@ def manifest():
 def test_manifest_records_how_each_checkpoint_was_made(manifest):
     for name, e in manifest.items():
         assert e["sha256"] == sha256_file(CKPT / name)
-        assert e["command"] == command(RELEASES[name], RELEASE_BUDGET)
+        assert e["command"] == command(*RELEASES[name])
         for key in ("torch", "dataset", "attack", "poisoning_rate", "trigger", "trigger_size", "seed", "tca", "asr"):
             assert key in e, (name, key)
     assert (ROOT / "logs").is_dir()
@@ -109,7 +109,7 @@ def test_recorded_commands_train_what_the_library_trains(mnist_root, tmp_path, c
     """A release's CLI command and its (Attack, Budget) through the library give the same model."""
     import torch
 
-    attack = RELEASES["badnet-MNIST.pth"].replace(trigger=ROOT / "triggers" / "trigger_white.png")
+    attack = RELEASES["badnet-MNIST.pth"][0].replace(trigger=ROOT / "triggers" / "trigger_white.png")
     budget = Budget(epochs=1, train_limit=500, test_limit=200, device="cpu")
     lib = run(attack, budget, data_root=mnist_root, progress=False)
     args = [*cli_args(attack, budget), "--epochs", "1", "--train_limit", "500", "--test_limit", "200",
