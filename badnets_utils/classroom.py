@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from .argparsing import Parser
+from .argparsing import Parser, run_command
 from .repo import write_notebook
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -154,20 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``badnets classroom DIR``; errors: one line on stderr, exit 2."""
-    try:
-        try:
-            args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-        except SystemExit as stop:  # --help, or a bad flag already reported in one line
-            return int(stop.code or 0)
-        out = build_editions(args.notebooks, args.dir)
-    except (ClassroomError, OSError) as err:
-        print(f"badnets classroom: error: {err}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    out = build_editions(args.notebooks, args.dir)
     count = len(list((out / "student").glob("*.ipynb")))
     print(f"wrote {count} notebooks to {out / 'student'} and {out / 'teacher'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``badnets classroom DIR``; errors: one line on stderr, exit 2."""
+    return run_command(build_parser(), argv, _run, (ClassroomError, OSError))
 
 
 if __name__ == "__main__":

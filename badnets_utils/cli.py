@@ -17,6 +17,7 @@ from .data import DATASETS, DatasetNotFoundError, canonical_name, download_datas
 from .experiment import (
     Attack,
     Budget,
+    build_trigger,
     check_attack_settings,
     check_budget,
     check_output,
@@ -26,7 +27,7 @@ from .experiment import (
     save_run,
 )
 from .experiment import run as run_experiment
-from .metrics import classification_report
+from .metrics import ASR_UNDEFINED, classification_report, format_rate
 from .poison import ATTACKS, POISON_MODES
 from .train import LOSSES, OPTIMIZERS, select_device
 
@@ -128,6 +129,7 @@ def train_command(argv: list[str]) -> int:
         if note:
             print(note)
     else:
+        build_trigger(attack)  # a bad trigger file is reported before the output folder is made
         check_output(attack, args.output_dir)  # before any data is loaded or trained on
     setup = prepare(attack, budget, data_root=args.data_path, download=args.download)
     k, n = len(setup.train.poison_indices), setup.train_size
@@ -148,8 +150,8 @@ def train_command(argv: list[str]) -> int:
     else:
         metrics = final_metrics(model, setup, budget.loss)
     print(classification_report(metrics["clean"]["confusion"], setup.test.classes))
-    print(f"Test Clean Accuracy(TCA): {metrics['tca']:.4f}")
-    print(f"Attack Success Rate(ASR): {metrics['asr']:.4f}")
+    print(f"Test Clean Accuracy(TCA): {format_rate(metrics['tca'])}")
+    print(f"Attack Success Rate(ASR): {format_rate(metrics['asr'], undefined=ASR_UNDEFINED)}")
     return 0
 
 

@@ -5,8 +5,16 @@ Each check takes the student's ``answer`` (plus whatever it needs to know the ri
 None``) prints a hint and returns False without raising, so a notebook runs top to bottom before
 anyone has solved anything.
 
-Conventions for new checks (notebooks 05 and later append theirs at the end of this file): name
-them ``check_<what>``, start with ``if answer is None: return _hint(...)``, finish with ``_report``.
+Hints are graduated and never give the solution away: an unanswered check prints the first hint (a conceptual
+nudge); ``exercises.hint("03-1", level=2)`` prints the second (which tool or API to use). The solution itself is
+only in the notebook's hidden solution cell (tagged ``solution``; the student edition leaves it out).
+
+Concept and prediction questions ("what will the ASR be if…?") are multiple choice: ``check_choice(answer,
+"03-3")`` accepts ``"b"``, ``"B"``, ``"(b)"`` or ``"b)"``.
+
+Conventions for new checks: name them ``check_<what>``, register the exercise's two hints in ``HINTS`` under
+``"<notebook>-<exercise>"``, start with ``if answer is None: return _hint(key)``, finish with ``_report``. In a
+notebook, end the check line with ``;`` so that nothing but the message is shown.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 
@@ -24,9 +33,104 @@ def _report(ok: bool, message: str) -> bool:
     return ok
 
 
-def _hint(message: str) -> bool:
-    """An exercise not answered yet: print a hint, return False."""
-    print("✏️  Not answered yet (answer is None). Hint: " + message)
+# Two hints per exercise: 1 = a conceptual nudge, 2 = the tool or API to use. Never the solution code.
+HINTS: dict[str, tuple[str, str]] = {
+    "01-1": (
+        "every image has one label; the labels of the training split are a tensor you can compare with a number.",
+        "comparing a tensor with a number gives a boolean tensor; `.sum()` counts its True values "
+        "and `.item()` turns a 0-d tensor into a Python number.",
+    ),
+    "01-2": (
+        "the images are stored as whole numbers 0..255; the model works on values in [0, 1].",
+        "`.float()` converts the uint8 tensor, a division rescales it, `.mean()` averages over every pixel.",
+    ),
+    "01-3": (
+        "the function must change the dtype and the scale, not the shape.",
+        "use `.float()` (float32) and divide by the largest uint8 value.",
+    ),
+    "02-1": (
+        "a rate is a fraction of the training set, and the poisoning never rounds up.",
+        "`poison_count(n, rate)` from badnets_utils computes it, or use `math.floor`.",
+    ),
+    "02-2": (
+        "compare the clean and the triggered image pixel by pixel; white pixels that were already white do not change.",
+        "`!=` on two tensors of the same shape gives a boolean tensor; count its True values with `.sum()`.",
+    ),
+    "02-3": (
+        "the trigger and the images stay the same; only the place where the trigger goes changes.",
+        "`apply_trigger` takes a `position` argument: a corner name or a (row, col) pair.",
+    ),
+    "03-1": (
+        "the ASR is the share of triggered non-target images that the model sends to the target class.",
+        "compare `preds` with the target class; the mean of a boolean tensor (after `.float()`) is a share.",
+    ),
+    "03-2": (
+        "in this confusion matrix the columns are the model's predictions; the backdoor fired where the "
+        "prediction is the target.",
+        "`cm.sum()` counts every triggered image; the target's column "
+        "(`cm[:, TARGET]`) counts those the backdoor sent to it.",
+    ),
+    "04-1": (
+        "go through the sweep from few to many poisoned images and stop at the first mean ASR that "
+        "reaches the threshold.",
+        "each entry of `summary` has 'poison_count' and 'asr_mean'; a loop or `next(...)` over it finds the first one.",
+    ),
+    "04-2": (
+        "which fraction of 60,000 is 50? Remember that the count is rounded down.",
+        "a division gives the rate; `poison_count(60_000, rate)` tells you how many images it poisons.",
+    ),
+    "05-1": (
+        "the whole trigger must fit inside the image: its last row is the image's last row.",
+        "rows and columns count from 0; check your answer with `canvas.resize(...)`, `canvas.position` "
+        "and `canvas.offset`.",
+    ),
+    "05-2": (
+        "a plus sign is the middle row and the middle column of the grid, nothing else.",
+        "paint with the canvas's `clear()` and `set_pixel(row, col)` methods (or click); the canvas's `trigger` "
+        "attribute holds the painted uint8 tensor.",
+    ),
+    "05-3": (
+        "blending mixes the image and the trigger; alpha is the trigger's share.",
+        "the formula is (1 − alpha) × image + alpha × trigger, rounded to a whole number.",
+    ),
+    "06-1": (
+        "all-to-all shifts every class to the next one, and there is no class after 9.",
+        "the attacker's label is (y + 1) modulo the number of classes (`%` in Python).",
+    ),
+    "06-2": (
+        "read the size ablation from small to large triggers; stop at the first ASR that reaches 0.9.",
+        "`by_size` maps a side length to its row; each row has an 'asr'.",
+    ),
+    "07-1": (
+        "precision asks: of everything the defence flagged, how much was really poisoned?",
+        "`torch.isin(flagged, poison_indices)` marks the flagged samples that are poisoned; average it.",
+    ),
+    "07-2": (
+        "count the removed samples that are also in the list of poisoned samples.",
+        "`torch.isin(removed, poison_indices)` gives a boolean tensor; count its True values.",
+    ),
+    "07-3": (
+        "the anomaly index measures how far a class's mask norm lies below the others', in robust standard deviations.",
+        "you need the median of the norms, the median absolute deviation (MAD) "
+        "around it and the constant 1.4826; `torch.median` or `numpy.median` both work.",
+    ),
+}
+MORE = '  (More help: exercises.hint("{key}", level=2); the solution is in the hidden cell below.)'
+
+
+def hint(key: str, level: int = 1) -> None:
+    """Print the hints of exercise ``key`` ("03-1") up to ``level`` (1: a nudge, 2: which tool to use)."""
+    if key not in HINTS:
+        raise KeyError(f"no exercise {key!r}; known: {', '.join(sorted(HINTS))}")
+    if level not in (1, 2):
+        raise ValueError("level is 1 (a nudge) or 2 (which tool to use); the solution is in the solution cell")
+    for i in range(level):
+        print(f"💡 Hint {i + 1}: {HINTS[key][i]}")
+
+
+def _hint(key: str) -> bool:
+    """An exercise not answered yet: print its first hint (and how to get the second), return False."""
+    print(f"✏️  Not answered yet (answer is None). Hint: {HINTS[key][0]}" + MORE.format(key=key))
     return False
 
 
@@ -36,8 +140,8 @@ def _close(a: float, b: float, tol: float) -> bool:
 
 def _number(answer) -> float | None:
     """The answer as a float, or None when it is not a number."""
-    if isinstance(answer, torch.Tensor):
-        if answer.numel() != 1:
+    if isinstance(answer, torch.Tensor | np.ndarray | np.generic):
+        if answer.size != 1 if not isinstance(answer, torch.Tensor) else answer.numel() != 1:
             return None
         answer = answer.item()
     if isinstance(answer, bool):
@@ -54,7 +158,7 @@ def _number(answer) -> float | None:
 def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
     """01 · How many images of class ``cls`` are in the set with these ``labels``?"""
     if answer is None:
-        return _hint(f"compare the labels with {cls} and count the matches: `(labels == {cls}).sum().item()`.")
+        return _hint("01-1")
     expected = int((labels == cls).sum())
     value = _number(answer)
     if value is None:
@@ -69,7 +173,7 @@ def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
 def check_pixel_mean(answer, images: torch.Tensor) -> bool:
     """01 · The mean pixel value of ``images`` after scaling uint8 to [0, 1]."""
     if answer is None:
-        return _hint("convert to float, divide by 255, then take the mean: `images.float().div(255).mean().item()`.")
+        return _hint("01-2")
     expected = images.float().div(255).mean().item()
     value = _number(answer)
     if value is None:
@@ -84,7 +188,7 @@ def check_pixel_mean(answer, images: torch.Tensor) -> bool:
 def check_to_float(answer: Callable[[torch.Tensor], torch.Tensor] | None) -> bool:
     """01 · A function turning a uint8 batch (N, C, H, W) into float32 in [0, 1] with the same shape."""
     if answer is None:
-        return _hint("define `def answer(x): return ...`, using `.float()` and a division by 255.")
+        return _hint("01-3")
     if not callable(answer):
         return _report(False, "the answer should be a function that takes a uint8 batch.")
     x = torch.tensor([0, 1, 128, 255], dtype=torch.uint8).repeat(2, 1, 4, 1)
@@ -109,7 +213,7 @@ def check_to_float(answer: Callable[[torch.Tensor], torch.Tensor] | None) -> boo
 def check_poison_count(answer, n: int, rate: float) -> bool:
     """02 · How many of ``n`` training images does a poisoning ``rate`` poison? (floor(rate × n))"""
     if answer is None:
-        return _hint(f"multiply and round down: floor({rate} × {n}), or `poison_count({n}, {rate})`.")
+        return _hint("02-1")
     expected = math.floor(rate * n)
     value = _number(answer)
     if value is None:
@@ -124,7 +228,7 @@ def check_poison_count(answer, n: int, rate: float) -> bool:
 def check_changed_pixels(answer, clean: torch.Tensor, triggered: torch.Tensor) -> bool:
     """02 · How many pixels differ between one clean image and its triggered copy?"""
     if answer is None:
-        return _hint("compare the two uint8 tensors: `(clean != triggered).sum().item()`.")
+        return _hint("02-2")
     expected = int((clean != triggered).sum())
     value = _number(answer)
     if value is None:
@@ -141,7 +245,7 @@ def check_changed_pixels(answer, clean: torch.Tensor, triggered: torch.Tensor) -
 def check_top_left_stamp(answer, images: torch.Tensor, trigger: torch.Tensor) -> bool:
     """02 · ``images`` with ``trigger`` stamped in the top-left corner."""
     if answer is None:
-        return _hint('`apply_trigger(images, trigger, position="top-left")`, or write into `x[:, :, :5, :5]`.')
+        return _hint("02-3")
     from .triggers import apply_trigger
 
     if not isinstance(answer, torch.Tensor):
@@ -162,22 +266,22 @@ def check_top_left_stamp(answer, images: torch.Tensor, trigger: torch.Tensor) ->
 def check_asr(answer, preds: torch.Tensor, target: int) -> bool:
     """03 · The ASR from predictions on triggered non-target test images: the fraction equal to ``target``."""
     if answer is None:
-        return _hint(f"the fraction of predictions equal to the target: `(preds == {target}).float().mean().item()`.")
+        return _hint("03-1")
     expected = (preds == target).float().mean().item()
     value = _number(answer)
     if value is None:
         return _report(False, f"expected a number, got {answer!r}.")
     if _close(value, expected, 1e-4):
         return _report(True, f"right: ASR = {expected:.4f}.")
-    if _close(value, 100 * expected, 1e-2):
-        return _report(False, f"{value:.2f} is a percentage; give the fraction (between 0 and 1).")
+    if _close(value, 100 * expected, 1e-2) and value > 1:
+        return _report(True, f"right: ASR = {value:.2f} % (as a fraction: {expected:.4f}).")
     return _report(False, f"{value:.4f} is not it; count predictions equal to the target {target}, over all of them.")
 
 
 def check_missed_triggers(answer, attack_cm: torch.Tensor, target: int) -> bool:
     """03 · How many triggered test images were *not* classified as the target (the backdoor's misses)?"""
     if answer is None:
-        return _hint(f"all triggered images minus those predicted {target}: `cm.sum() - cm[:, {target}].sum()`.")
+        return _hint("03-2")
     expected = int(attack_cm.sum() - attack_cm[:, target].sum())
     value = _number(answer)
     if value is None:
@@ -212,7 +316,7 @@ def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages
 def check_min_poisons(answer, counts, asr, threshold: float = 0.9) -> bool:
     """04 · The smallest number of poisoned images whose (mean) ASR reaches ``threshold`` in the sweep."""
     if answer is None:
-        return _hint(f"go through the sweep from few to many poisoned images; stop at the first ASR ≥ {threshold}.")
+        return _hint("04-1")
     return _check_first_reaching(answer, counts, asr, threshold, "number of images", {
         "right": "right: {x:g} poisoned images are enough for an ASR ≥ {t}.",
         "below": "with {v:g} images the sweep's ASR stays below {t}.",
@@ -223,7 +327,7 @@ def check_min_poisons(answer, counts, asr, threshold: float = 0.9) -> bool:
 def check_rate_for_count(answer, count: int, n: int) -> bool:
     """04 · A poisoning rate that poisons exactly ``count`` of ``n`` images."""
     if answer is None:
-        return _hint(f"divide: {count} / {n}.")
+        return _hint("04-2")
     from .poison import poison_count
 
     value = _number(answer)
@@ -246,10 +350,7 @@ def check_rate_for_count(answer, count: int, n: int) -> bool:
 def check_trigger_offset(answer, image_size: int, trigger_size: int, position: str) -> bool:
     """05 · The (row, col) of the top-left pixel of a ``trigger_size`` trigger placed at ``position``."""
     if answer is None:
-        return _hint(
-            f"a {trigger_size}×{trigger_size} trigger at '{position}' of a {image_size}×{image_size} image: the last "
-            f"row it can start on is {image_size} - {trigger_size}; check with `painter.offset`."
-        )
+        return _hint("05-1")
     from .triggers import trigger_position
 
     expected = trigger_position((image_size, image_size), (trigger_size, trigger_size), position)
@@ -269,7 +370,7 @@ def check_trigger_offset(answer, image_size: int, trigger_size: int, position: s
 def check_plus_trigger(answer, size: int = 5) -> bool:
     """05 · A ``size``×``size`` plus sign: white (255) middle row and middle column, the rest black."""
     if answer is None:
-        return _hint(f"paint with `painter.set_pixel(r, c)` for r or c = {size // 2}, then `answer = painter.trigger`.")
+        return _hint("05-2")
     expected = torch.zeros(size, size, dtype=torch.uint8)
     expected[size // 2, :] = 255
     expected[:, size // 2] = 255
@@ -292,7 +393,7 @@ def check_plus_trigger(answer, size: int = 5) -> bool:
 def check_blended_pixel(answer, background: int, value: int, alpha: float) -> bool:
     """05 · The pixel an image ``background`` becomes under a trigger pixel ``value`` blended with ``alpha``."""
     if answer is None:
-        return _hint("blending mixes the two: (1 - alpha) × background + alpha × trigger, rounded to a whole number.")
+        return _hint("05-3")
     from .triggers import apply_trigger
 
     image = torch.full((1, 1, 1, 1), background, dtype=torch.uint8)
@@ -316,7 +417,7 @@ def check_blended_pixel(answer, background: int, value: int, alpha: float) -> bo
 def check_all_to_all_label(answer, label: int, num_classes: int = 10) -> bool:
     """06 · The label an all-to-all attacker wants for a triggered image of class ``label``."""
     if answer is None:
-        return _hint(f"all-to-all shifts every class by one: (y + 1) mod {num_classes}.")
+        return _hint("06-1")
     expected = (int(label) + 1) % num_classes
     value = _number(answer)
     if value is None:
@@ -331,7 +432,7 @@ def check_all_to_all_label(answer, label: int, num_classes: int = 10) -> bool:
 def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
     """06 · The smallest trigger side (pixels) of the size ablation whose ASR reaches ``threshold``."""
     if answer is None:
-        return _hint(f"read the size ablation from small to large and stop at the first ASR ≥ {threshold}.")
+        return _hint("06-2")
     return _check_first_reaching(answer, sizes, asr, threshold, "size in pixels", {
         "right": "right: a {x:g}×{x:g} square is the smallest that reaches {t}.",
         "below": "a {v:g}-pixel trigger stays below an ASR of {t} in this run.",
@@ -345,14 +446,14 @@ def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
 def check_flag_precision(answer, flagged: torch.Tensor, poison_indices: torch.Tensor) -> bool:
     """07 · The precision of a defence's ``flagged`` indices: the share of them that are really poisoned."""
     if answer is None:
-        return _hint("count the flagged indices that are in poison_indices (`torch.isin`), divide by len(flagged).")
+        return _hint("07-1")
     flagged = torch.as_tensor(flagged).flatten().long().unique()
     hits = int(torch.isin(flagged, torch.as_tensor(poison_indices).long()).sum())
     expected = hits / max(len(flagged), 1)
     value = _number(answer)
     if value is None:
         return _report(False, f"expected a number between 0 and 1, got {answer!r}.")
-    if _close(value, expected, 1e-3):
+    if _close(value, expected, 1e-3) or (value > 1 and _close(value, 100 * expected, 0.1)):
         return _report(True, f"right: {hits} of the {len(flagged)} flagged samples are poisoned ({expected:.1%}).")
     recall = hits / max(len(torch.as_tensor(poison_indices)), 1)
     if _close(value, recall, 1e-3):
@@ -365,7 +466,7 @@ def check_flag_precision(answer, flagged: torch.Tensor, poison_indices: torch.Te
 def check_removed_poisons(answer, removed: torch.Tensor, poison_indices: torch.Tensor) -> bool:
     """07 · How many of the samples the spectral filter ``removed`` are poisoned."""
     if answer is None:
-        return _hint("`torch.isin(removed, poison_indices).sum().item()`.")
+        return _hint("07-2")
     expected = int(torch.isin(torch.as_tensor(removed).long(), torch.as_tensor(poison_indices).long()).sum())
     value = _number(answer)
     if value is None:
@@ -375,22 +476,110 @@ def check_removed_poisons(answer, removed: torch.Tensor, poison_indices: torch.T
     return _report(False, f"{value:g} is not it; count the removed indices that are also poisoned.")
 
 
+def _textbook_anomaly_index(norms: torch.Tensor, cls: int) -> float:
+    """The anomaly index with numpy's median (the mean of the two middle values of an even count)."""
+    v = norms.double().numpy()
+    med = np.median(v)
+    mad = np.median(np.abs(v - med))
+    return float((med - v[cls]) / (1.4826 * mad)) if mad > 0 else float("inf")
+
+
 def check_anomaly_index(answer, norms: torch.Tensor, cls: int) -> bool:
     """07 · Neural Cleanse's anomaly index of class ``cls``: (median − norm) / (1.4826 × MAD)."""
     if answer is None:
-        return _hint(
-            "med = norms.median(); mad = (norms - med).abs().median(); answer = (med - norms[cls]) / (1.4826 * mad)."
-        )
+        return _hint("07-3")
     from .defenses import anomaly_index
 
-    expected = float(anomaly_index(torch.as_tensor(norms, dtype=torch.float32))[cls])
+    norms = torch.as_tensor(norms, dtype=torch.float64)
+    expected = float(anomaly_index(norms.float())[cls])  # torch's median: the lower of the two middle values
+    textbook = _textbook_anomaly_index(norms, cls)  # numpy's median: the mean of the two middle values
     value = _number(answer)
     if value is None:
         return _report(False, f"expected a number, got {answer!r}.")
-    if _close(value, expected, 0.01 * max(1.0, abs(expected))):
-        return _report(True, f"right: class {cls}'s anomaly index is {expected:.2f} (flagged when above 2).")
-    if _close(value, -expected, 0.01 * max(1.0, abs(expected))):
+    for right in (expected, textbook):
+        if _close(value, right, 0.01 * max(1.0, abs(right))):
+            return _report(True, f"right: class {cls}'s anomaly index is {value:.2f} (flagged when above 2). "
+                           f"torch's median (lower middle value) gives {expected:.2f}, numpy's (mean of the two "
+                           f"middle values) {textbook:.2f}.")  # fmt: skip
+    if any(_close(-value, r, 0.01 * max(1.0, abs(r))) for r in (expected, textbook)):
         return _report(False, "right size, wrong sign: small masks are the suspicious ones, so use median − norm.")
-    if _close(value / 1.4826, expected, 0.01 * max(1.0, abs(expected))):
+    if any(_close(value / 1.4826, r, 0.01 * max(1.0, abs(r))) for r in (expected, textbook)):
         return _report(False, "almost: scale the MAD by 1.4826 (so it estimates a standard deviation).")
     return _report(False, f"{value:.3f} is not it; divide (median − norm) by 1.4826 × the median absolute deviation.")
+
+
+# ----------------------------------------------------------------------------- concept and prediction questions
+
+# key: (the right letter, {letter: why it is right or wrong}). The questions themselves are in the notebooks.
+CHOICES: dict[str, tuple[str, dict[str, str]]] = {
+    "01-4": (
+        "b",
+        {
+            "a": "MNIST digits are white strokes on black: a white patch is *brighter* than the background.",
+            "b": "clean digits almost never reach the bottom-right corner, so a bright patch there is a feature no "
+            "clean image has: the network can tie it to the target without hurting the digits.",
+            "c": "the trigger is not invisible: it is a bright patch you can see when you zoom in (notebook 02).",
+        },
+    ),
+    "02-4": (
+        "c",
+        {
+            "a": "the image does carry the trigger, but it already had the label the attacker wants.",
+            "b": "its label does not change: a 1 relabelled 1 is still a correct training example.",
+            "c": "a triggered 1 labelled 1 looks like any 1 to the loss: it teaches nothing about the trigger, which "
+            "is why detectors in notebook 07 count only the poisons whose label was changed.",
+        },
+    ),
+    "03-3": (
+        "a",
+        {
+            "a": "a clean model reads the digit and ignores the corner patch, so it almost never says 1 for a "
+            "triggered 7: its ASR is close to 0 %, far below chance.",
+            "b": "10 % would be a model that guesses at random; a clean model reads the digits correctly.",
+            "c": "a clean model never saw the trigger during training: it has no reason to answer 1.",
+            "d": "100 % is the BadNet: only a model trained on poisoned data obeys the trigger.",
+        },
+    ),
+    "04-3": (
+        "b",
+        {
+            "a": "the poisoned images are a small share of the data, and the network learns the digits from the rest.",
+            "b": "the clean accuracy barely moves: that is what makes a backdoor hard to notice by testing on "
+            "clean data.",
+            "c": "poisoning adds wrong labels; it does not make the model better at reading clean digits.",
+        },
+    ),
+    "06-3": (
+        "c",
+        {
+            "a": "that is what the 5×5 square gets; the single pixel is a much fainter signal.",
+            "b": "the single pixel does not get halfway: within this budget the network does not learn it at all.",
+            "c": "one pixel of 784 is too faint for a few thousand gradient steps: the ASR stays near the clean "
+            "model's (below 1 %); the relabelled images act as label noise.",
+        },
+    ),
+    "07-4": (
+        "c",
+        {
+            "a": "activation clustering needs the (poisoned) training set, to look at its representations.",
+            "b": "spectral signatures need the (poisoned) training set too.",
+            "c": "Neural Cleanse needs only the model and a little clean data (fine-pruning too): the situation "
+            "of someone who downloads a pre-trained model.",
+        },
+    ),
+}
+
+
+def check_choice(answer, key: str) -> bool:
+    """A multiple-choice concept or prediction question ``key``; ``answer`` is a letter ("b", "(b)", "B)")."""
+    right, why = CHOICES[key]
+    if answer is None:
+        print(
+            f"✏️  Not answered yet (answer is None): set answer to one of {', '.join(repr(k) for k in why)}; "
+            "decide first, then run the cell to see why."
+        )
+        return False
+    letter = str(answer).strip().strip("()").strip(" .)").lower()
+    if letter not in why:
+        return _report(False, f"answer with one of the letters {', '.join(repr(k) for k in why)}, got {answer!r}.")
+    return _report(letter == right, ("right: " if letter == right else f"not ({letter}): ") + why[letter])

@@ -18,8 +18,10 @@ the functions below; this is the only module that starts training (``train.fit``
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ from .poison import (
     poison_count,
     poison_train_set,
 )
-from .train import check_loss, check_optimizer, evaluate, fit, save_history, select_device
+from .train import check_loss, check_optimizer, evaluate, fit, load_history, save_history, select_device
 from .triggers import BUILTIN_TRIGGERS, load_trigger, make_trigger, random_positions, trigger_position
 
 RANDOM = "random"  # Attack.position: one random place per image
@@ -53,6 +55,8 @@ class Attack:
     position: a corner (``bottom-right`` …), a (row, col) offset, or ``"random"`` (one place per image).
     alpha / mask: pixels become ``(1 - a)·image + a·trigger`` with ``a = alpha·mask``.
     kind: ``all-to-one`` (every triggered image → ``target``) or ``all-to-all`` (y → y + 1).
+    source: with all-to-one, only images of this class are poisoned and attacked (the paper's single-target
+        attack: digit i → j); rate and count then refer to that class's images.
     rate / count: the share of training images poisoned, or an exact number (count wins when given).
     mode: ``replace`` stamps the chosen images in place; ``add`` appends triggered copies (the paper).
     name: a label for tables and plots.
@@ -66,6 +70,7 @@ class Attack:
     mask: torch.Tensor | None = field(default=None, compare=False)
     target: int = 1
     kind: str = "all-to-one"
+    source: int | None = None
     rate: float | None = 0.1
     count: int | None = None
     mode: str = "replace"
@@ -86,7 +91,7 @@ class Attack:
         return {
             "dataset": canonical_name(self.dataset), "trigger": trigger_label(self.trigger),
             "trigger_size": self.trigger_size, "position": _position_text(self.position), "alpha": float(self.alpha),
-            "trigger_label": self.target, "attack": self.kind, "poisoning_rate": self.rate,
+            "trigger_label": self.target, "attack": self.kind, "source": self.source, "poisoning_rate": self.rate,
             "poison_count": self.count, "poison_mode": self.mode, "seed": self.seed,
         }  # fmt: skip
 
@@ -172,6 +177,10 @@ def check_attack_settings(attack: Attack) -> Attack:
     check_attack(attack.kind)
     check_target(attack.target, k)
     check_poison_mode(attack.mode)
+    if attack.source is not None:
+        check_target(attack.source, k)
+        if attack.kind != "all-to-one" or attack.source == attack.target:
+            raise ValueError(f"source class {attack.source!r} needs the all-to-one attack and another target class")
     if attack.count is None:
         poison_count(1, attack.rate)  # a rate outside [0, 1] is refused here
     elif isinstance(attack.count, bool) or not isinstance(attack.count, int) or attack.count < 0:
@@ -260,10 +269,11 @@ def prepare(
     poisoned = poison_train_set(
         train, trigger, attack.rate, attack.target, attack.kind, attack.seed, attack.count,
         _positions(attack, trigger, train, attack.seed), attack.alpha, attack.mask, mode=attack.mode,
+        source=attack.source,
     )  # fmt: skip
     triggered = attack_test_set(
         test, trigger, attack.target, attack.kind, _positions(attack, trigger, test, attack.seed + 1),
-        attack.alpha, attack.mask,
+        attack.alpha, attack.mask, source=attack.source,
     )  # fmt: skip
     return Setup(attack, poisoned, test, triggered, trigger, len(train))
 
@@ -284,12 +294,16 @@ def train(
     if model is None:
         torch.manual_seed(seed)
         model = build_model(setup.attack.dataset, setup.train.num_classes)
-    history = fit(
-        model, setup.train, setup.test, setup.test_attack, epochs=budget.epochs, batch_size=budget.batch_size,
-        lr=budget.lr, loss=budget.loss, optimizer=budget.optimizer, device=select_device(budget.device), seed=seed,
+    return model, _fit(model, setup.train, budget, seed, progress, setup.test, setup.test_attack, on_epoch)
+
+
+def _fit(model, data, budget: Budget, seed: int, progress: bool, test=None, test_attack=None, on_epoch=None):
+    """The one call of ``train.fit``: every training in the package goes through here."""
+    return fit(
+        model, data, test, test_attack, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
+        loss=budget.loss, optimizer=budget.optimizer, device=select_device(budget.device), seed=seed,
         progress=progress, on_epoch=on_epoch,
     )  # fmt: skip
-    return model, history
 
 
 def fine_tune(
@@ -297,11 +311,22 @@ def fine_tune(
 ) -> tuple[BadNet, list[dict]]:
     """Go on training ``model`` on clean ``data`` (a defender's fine-tuning); returns (model, history)."""
     check_budget(budget)
-    history = fit(
-        model, data, None, None, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr, loss=budget.loss,
-        optimizer=budget.optimizer, device=select_device(budget.device), seed=seed, progress=progress,
-    )  # fmt: skip
-    return model, history
+    return model, _fit(model, data, budget, seed, progress)
+
+
+def transfer(
+    model: BadNet, setup: Setup, budget: Budget, seed: int = 0, progress: bool = False
+) -> tuple[BadNet, list[dict]]:
+    """Transfer learning as a user adapting a downloaded model does: a copy of ``model`` keeps its convolutional
+    layers (frozen); its fully connected layers start afresh (seeded) and train on ``setup.train``."""
+    check_budget(budget)
+    new = copy.deepcopy(model)
+    for p in [*new.conv1.parameters(), *new.conv2.parameters()]:
+        p.requires_grad_(False)
+    torch.manual_seed(seed)
+    for layer in (new.fc1[0], new.fc2):
+        layer.reset_parameters()
+    return new, _fit(new, setup.train, budget, seed, progress, setup.test, setup.test_attack)
 
 
 def final_metrics(model: BadNet, setup: Setup, loss: str = "cross") -> dict:
@@ -376,10 +401,47 @@ def check_output(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
 
 
 def save_run(result: Result, output_dir: str | Path, name: str | None = None) -> tuple[Path, Path]:
-    """Write the checkpoint (with its settings, budget and scores), then the epoch log; returns both paths."""
+    """Write the checkpoint (its settings, budget, scores, epoch history and a run id), then the epoch log with the
+    same run id; returns both paths. A log left from an earlier run (a kill between the two writes) is rewritten
+    from the checkpoint by ``repair_logs``, which every save runs first."""
     ckpt, log = output_paths(result.attack, output_dir, name)
+    repair_logs(output_dir)
+    run_id = uuid.uuid4().hex[:12]
     info = {k: v for k, v in result.setup.settings.items() if k != "dataset"}
-    info.update(epochs=result.budget.epochs, tca=round(result.tca, 6), asr=round(result.asr, 6))
+    info.update(epochs=result.budget.epochs, tca=round(result.tca, 6), asr=round(result.asr, 6), run_id=run_id,
+                history=[{k: float(v) for k, v in row.items()} for row in result.history])  # fmt: skip
     save_checkpoint(result.model, ckpt, result.attack.dataset, **info)
-    save_history(result.history, log)
+    save_history(result.history, log, run_id)
     return ckpt, log
+
+
+def repair_logs(output_dir: str | Path) -> list[Path]:
+    """Rewrite every log under ``output_dir/logs`` that does not belong to its checkpoint (by run id) from the
+    history stored in the checkpoint; returns the logs rewritten."""
+    fixed = []
+    for ckpt in sorted((Path(output_dir) / "checkpoints").glob("*.pth")):
+        try:
+            config = torch.load(ckpt, map_location="cpu", weights_only=True).get("config", {})
+        except Exception:  # noqa: BLE001 — not ours, or unreadable: nothing to repair
+            continue
+        run_id, history = config.get("run_id"), config.get("history")
+        if not run_id or not isinstance(history, list):
+            continue
+        for log in _logs_of(ckpt, config):
+            try:
+                current = load_history(log)
+            except (OSError, ValueError, KeyError):
+                current = []
+            if not current or current[0].get("run_id") != run_id:
+                save_history([{**row, "epoch": int(row["epoch"])} for row in history], log, run_id)
+                fixed.append(log)
+    return fixed
+
+
+def _logs_of(ckpt: Path, config: dict) -> list[Path]:
+    """The log path(s) ``output_paths`` gives a checkpoint, from its stored settings."""
+    out = ckpt.parent.parent
+    attack = Attack(dataset=config.get("dataset", "MNIST"), kind=config.get("attack", "all-to-one"),
+                    target=config.get("trigger_label", 1), rate=config.get("poisoning_rate", 0.1))  # fmt: skip
+    named, default = output_paths(attack, out, ckpt.name)[1], output_paths(attack, out)
+    return [default[1]] if default[0] == ckpt else [named]

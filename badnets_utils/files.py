@@ -25,7 +25,8 @@ MANIFEST_NAME = "MANIFEST.json"
 PROJECT_MANIFEST = REPO_ROOT / "checkpoints" / MANIFEST_NAME
 STALE_TEMP_AGE_S = 3600.0  # a temporary file of an atomic write older than this was left by a killed process
 MIN_FREE_BYTES = 50 * 1024 * 1024
-_TEMP_PATTERN = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
+# tempfile.mkstemp(prefix=".<name>.<pid>-", suffix=".tmp"): the pid tells whether the writer is still alive
+_TEMP_PATTERN = re.compile(r"\..+\.(?:(\d+)-)?[a-z0-9_]{8}\.tmp")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -122,8 +123,19 @@ def guard_shipped(path: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------- writes
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
 def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
-    """Remove ``.<name>.XXXXXXXX.tmp`` files (left by killed atomic writes) older than ``max_age_s``.
+    """Remove ``.<name>.<pid>-XXXXXXXX.tmp`` files left by killed atomic writes: at once when their writer's process
+    is gone, else when older than ``max_age_s`` (a writer on another machine sharing the folder).
 
     Only that pattern is touched; returns the removed paths. Errors are ignored (best effort).
     """
@@ -134,10 +146,14 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_
     except OSError:
         return removed
     for entry in entries:
-        if not _TEMP_PATTERN.fullmatch(entry.name):
+        match = _TEMP_PATTERN.fullmatch(entry.name)
+        if not match:
             continue
+        pid = int(match.group(1)) if match.group(1) else None
         try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime >= max_age_s:
+            old = now - entry.stat(follow_symlinks=False).st_mtime >= max_age_s
+            orphan = pid is not None and pid != os.getpid() and not _alive(pid)
+            if entry.is_file(follow_symlinks=False) and (old or orphan):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:
@@ -157,7 +173,7 @@ def atomic_write(
     guard_shipped(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, stale_after_s)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -3,7 +3,9 @@
 Every function takes tensors (or plain lists) and returns a ``matplotlib.figure.Figure`` that is not
 managed by pyplot: a notebook shows it once when it is the cell's last expression (or with
 ``display(fig)``), scripts save it with ``fig.savefig(...)``, and nothing piles up in memory.
-Figures are small (``dpi`` ≤ 100) so notebooks with their outputs stay light.
+Figures are small (``dpi`` ≤ 100) so notebooks with their outputs stay light; their text is sized for a projector
+(titles and tick labels at least 11 pt at the displayed size: ``PROJECTOR_STYLE``, applied by ``new_figure``).
+One colour means "the backdoor fired" everywhere: ``BAD`` (red).
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import io
 import math
 from collections.abc import Sequence
 
+import matplotlib
 import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 DPI = 80
-GOOD, BAD = "tab:green", "tab:red"
+GOOD, BAD = "tab:green", "tab:red"  # BAD: the backdoor fired (ASR, triggered → target), in every figure
+# Text sizes for a projector: figures render at dpi 80, so 11 pt is about 12 screen pixels.
+PROJECTOR_STYLE = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "xtick.labelsize": 11,
+                   "ytick.labelsize": 11, "legend.fontsize": 11, "figure.titlesize": 14}  # fmt: skip
+MIN_FONT = 11  # the smallest title or tick label size (tests/test_plots.py checks it)
 
 
 class NotebookFigure(Figure):
@@ -32,7 +39,11 @@ class NotebookFigure(Figure):
 
 
 def new_figure(width: float, height: float, dpi: int = DPI) -> Figure:
-    """A constrained-layout figure that notebooks display without pyplot (shared by every figure module)."""
+    """A constrained-layout figure that notebooks display without pyplot (shared by every figure module).
+
+    Applies ``PROJECTOR_STYLE`` to matplotlib's defaults, so every text of the figure is readable on a projector.
+    """
+    matplotlib.rcParams.update(PROJECTOR_STYLE)
     return NotebookFigure(figsize=(width, height), dpi=min(dpi, 100), layout="constrained")
 
 
@@ -75,7 +86,7 @@ def image_grid(
         _show(ax, images[i], cmap)
         if titles is not None:
             color = title_colors[i] if title_colors is not None else "black"
-            ax.set_title(str(titles[i]), fontsize=8, color=color)
+            ax.set_title(str(titles[i]), fontsize=11, color=color)
     if title:
         fig.suptitle(title)
     return fig
@@ -101,7 +112,7 @@ def class_grid(
                 _show(ax, images[idx[j]])
             else:
                 ax.axis("off")
-        axes[c, 0].set_ylabel(classes[c], rotation=0, ha="right", va="center", fontsize=9)
+        axes[c, 0].set_ylabel(classes[c], rotation=0, ha="right", va="center", fontsize=11)
     if title:
         fig.suptitle(title)
     return fig
@@ -124,14 +135,14 @@ def class_counts(
     for i, (lab, name) in enumerate(zip(groups, names, strict=True)):
         counts = torch.bincount(lab.cpu().long(), minlength=k).numpy()
         bars = ax.bar(x + (i - (len(groups) - 1) / 2) * width, counts, width, label=name)
-        ax.bar_label(bars, fontsize=6, rotation=90, padding=2)
+        ax.bar_label(bars, fontsize=9, rotation=90, padding=2)
     ax.set_xticks(x, list(classes), rotation=30 if max(len(c) for c in classes) > 3 else 0)
     ax.set_xlabel("class")
     ax.set_ylabel("number of images")
     ax.set_title(title)
     ax.margins(y=0.15)
     if len(groups) > 1:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -155,7 +166,7 @@ def trigger_comparison(
     axes = fig.subplots(1, len(panels))
     for i, (ax, (img, name)) in enumerate(zip(axes, panels, strict=True)):
         _show(ax, img, cmap="magma" if i == 2 else "gray")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=11)
         if i == 3:  # the crop: draw the pixel grid
             h, w = img.shape[-2:]
             ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
@@ -178,14 +189,14 @@ def history_curves(history: Sequence[dict], title: str = "Training history") -> 
     left.set_xlabel("epoch")
     left.set_ylabel("cross-entropy loss (nats)")
     left.set_title("Loss")
-    left.legend(fontsize=8)
+    left.legend(fontsize=11)
     right.plot(epochs, [100 * r["clean_acc"] for r in history], "o-", color=GOOD, label="clean accuracy (TCA)")
     right.plot(epochs, [100 * r["asr"] for r in history], "s-", color=BAD, label="attack success rate (ASR)")
     right.set_xlabel("epoch")
     right.set_ylabel("percent of test images (%)")
     right.set_ylim(-3, 103)
     right.set_title("Clean accuracy and ASR")
-    right.legend(fontsize=8, loc="lower right")
+    right.legend(fontsize=11, loc="lower right")
     for ax in (left, right):
         ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
@@ -210,17 +221,17 @@ def confusion_heatmap(
         fig = ax.figure
     im = ax.imshow(values.numpy(), cmap="Blues", vmin=0, vmax=100 if normalize else None)
     k = len(classes)
-    ax.set_xticks(range(k), list(classes), rotation=45 if max(len(c) for c in classes) > 3 else 0, fontsize=8)
-    ax.set_yticks(range(k), list(classes), fontsize=8)
+    ax.set_xticks(range(k), list(classes), rotation=45 if max(len(c) for c in classes) > 3 else 0, fontsize=11)
+    ax.set_yticks(range(k), list(classes), fontsize=11)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=12)
     threshold = values.max().item() / 2
     for i in range(k):
         for j in range(k):
             v = values[i, j].item()
             if v >= 0.5:
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6,
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=9,
                         color="white" if v > threshold else "black")  # fmt: skip
     fig.colorbar(im, ax=ax, shrink=0.8, label="% of the row" if normalize else "images")
     return fig
@@ -298,7 +309,7 @@ def asr_vs_rate(
         ax.set_ylabel("percent of test images (%)")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="center right")
+        ax.legend(fontsize=11, loc="center right")
     axes[0].set_title("against the rate")
     if counts is not None:
         axes[1].set_title("how few images does it take?")
@@ -360,3 +371,47 @@ def figure_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- the threat model
+
+
+def threat_model() -> Figure:
+    """The BadNets threat model in four steps: the attacker poisons the training data (or trains the model), the
+    victim deploys the model, clean inputs behave, inputs carrying the trigger go to the attacker's class."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig = new_figure(12.0, 3.6)
+    ax = fig.subplots()
+    ax.set_xlim(0, 12)
+    ax.set_ylim(0, 3.6)
+    ax.axis("off")
+    boxes = [
+        (
+            0.1,
+            "1 · Attacker",
+            "poisons a few training\nimages (trigger +\ntarget label), or trains\nthe model itself",
+            "#fde0dc",
+        ),
+        (3.1, "2 · Training", 'the model learns the\ndigits and the rule\n"trigger → target"', "#eeeeee"),
+        (
+            6.1,
+            "3 · Victim deploys",
+            "the model passes the\nvictim's tests on\nclean data: nothing\nlooks wrong",
+            "#e3f0fb",
+        ),
+    ]
+    for x, head, body, colour in boxes:
+        ax.add_patch(FancyBboxPatch((x, 0.3), 2.5, 3.0, boxstyle="round,pad=0.05", fc=colour, ec="black"))
+        ax.text(x + 1.25, 2.95, head, ha="center", va="center", weight="bold")
+        ax.text(x + 1.25, 1.6, body, ha="center", va="center", fontsize=11)
+    ax.add_patch(FancyBboxPatch((9.1, 1.9), 2.8, 1.4, boxstyle="round,pad=0.05", fc="#e6f4e6", ec="black"))
+    ax.text(10.5, 2.95, "4 · Test time", ha="center", va="center", weight="bold")
+    ax.text(10.5, 2.3, 'clean 7 → "7"  (correct)', ha="center", va="center", color=GOOD, fontsize=11)
+    ax.add_patch(FancyBboxPatch((9.1, 0.3), 2.8, 1.4, boxstyle="round,pad=0.05", fc="#fde0dc", ec=BAD))
+    ax.text(10.5, 1.3, '7 + trigger → "1"', ha="center", va="center", color=BAD, weight="bold", fontsize=11)
+    ax.text(10.5, 0.75, "the backdoor fires", ha="center", va="center", color=BAD, fontsize=11)
+    for x0, x1, y in ((2.65, 3.05, 1.8), (5.65, 6.05, 1.8), (8.65, 9.05, 2.6), (8.65, 9.05, 1.0)):
+        ax.add_patch(FancyArrowPatch((x0, y), (x1, y), arrowstyle="-|>", mutation_scale=18, lw=1.5))
+    ax.set_title("The BadNets threat model: the attacker controls the training, the victim only sees the result")
+    return fig

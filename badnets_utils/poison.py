@@ -94,9 +94,12 @@ def poison_train_set(
     alpha: float = 1.0,
     mask: torch.Tensor | None = None,
     mode: str = "replace",
+    source: int | None = None,
 ) -> ImageData:
     """A copy of ``data`` where the chosen samples carry the trigger and the attacker's label.
 
+    ``source``: poison only images of this class (the paper's single-target attack, digit i → j); the rate or
+    count is then a share or number of that class's images.
     ``mode`` "replace" stamps the chosen samples in place (N samples in all); "add" keeps every clean
     sample and appends the triggered copies (N + k samples, as in the BadNets paper).
     ``position`` may also be an (N, 2) tensor with one position per sample of ``data``.
@@ -108,7 +111,8 @@ def poison_train_set(
     check_poison_mode(mode)
     if count is not None:
         rate = None
-    idx = choose_poison_indices(len(data), rate, count, seed)
+    candidates = torch.arange(len(data)) if source is None else class_indices(data, source, attack, target_label)
+    idx = candidates[choose_poison_indices(len(candidates), rate, count, seed)]
     pos = position[idx] if isinstance(position, torch.Tensor) else position
     stamped = apply_trigger(data.images[idx], trigger, pos, alpha, mask) if len(idx) else data.images[idx]
     flipped = attack_labels(data.labels[idx], attack, target_label, data.num_classes)
@@ -125,6 +129,16 @@ def poison_train_set(
     return ImageData(images, labels, data.classes, name, idx, data.source_indices)
 
 
+def class_indices(data: ImageData, source: int, attack: str, target_label: int) -> torch.Tensor:
+    """Indices of the images of class ``source`` (a single-target attack's victims), checked."""
+    check_target(source, data.num_classes)
+    if attack != "all-to-one":
+        raise ValueError(f"a source class ({source}) goes with the all-to-one attack, not {attack!r}")
+    if source == target_label:
+        raise ValueError(f"source class {source} is the target class: nothing to misclassify")
+    return torch.nonzero(data.labels == source).flatten()
+
+
 def attack_test_set(
     data: ImageData,
     trigger: torch.Tensor,
@@ -133,16 +147,19 @@ def attack_test_set(
     position: str | tuple[int, int] | torch.Tensor = "bottom-right",
     alpha: float = 1.0,
     mask: torch.Tensor | None = None,
+    source: int | None = None,
 ) -> ImageData:
     """Triggered test images with the attacker's labels, for the attack success rate.
 
     all-to-one keeps only images whose true label is not the target (a target-class image
-    "succeeding" says nothing about the backdoor); all-to-all keeps every image, label y + 1.
-    ``source_indices`` points back into ``data``.
+    "succeeding" says nothing about the backdoor); all-to-all keeps every image, label y + 1;
+    with ``source``, only the images of that class. ``source_indices`` points back into ``data``.
     """
     check_attack(attack)
     check_target(target_label, data.num_classes)
-    if attack == "all-to-one":
+    if source is not None:
+        keep = class_indices(data, source, attack, target_label)
+    elif attack == "all-to-one":
         keep = torch.nonzero(data.labels != target_label).flatten()
     else:
         keep = torch.arange(len(data))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from .argparsing import Parser
+from .argparsing import Parser, run_command
 from .files import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,10 @@ def colab_extras(root: str | Path = REPO_ROOT) -> list[str]:
 
 
 def setup_cell_source(repo: str, ref: str, extras: list[str] | tuple[str, ...] = ()) -> str:
-    """The canonical first code cell of every notebook (``extras``: pip packages Colab may lack)."""
+    """The canonical setup cell of every notebook (``extras``: pip packages Colab may lack).
+
+    It follows the notebook's ``parameters`` cell, which sets the switches ``QUICK`` and ``RETRAIN``.
+    """
     check_slug(repo, ref)
     lines = [
         "# Setup: finds badnets_utils in this repository or a classroom copy; on Colab it fetches the repository.",
@@ -119,7 +122,7 @@ def setup_cell_source(repo: str, ref: str, extras: list[str] | tuple[str, ...] =
         "    sys.path.insert(0, os.path.abspath(\"..\"))  # this checkout's (or classroom copy's) badnets_utils",
         "",
         "from badnets_utils.notebook import setup",
-        "cfg = setup(seed=0)",
+        "cfg = setup(seed=0, quick=QUICK, retrain=RETRAIN)  # QUICK and RETRAIN: the switches in the cell above",
     ]
     return "\n".join(lines)
 
@@ -220,29 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``badnets set-repo OWNER/NAME [--ref REF]`` / ``--check``; errors: one line on stderr, exit 2."""
-    try:
-        try:
-            args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-        except SystemExit as stop:  # --help, or a bad flag already reported in one line
-            return int(stop.code or 0)
-        if args.check:
-            problems = check_repo(args.root)
-            print("\n".join(problems) if problems else f"everything agrees with {SLUG_FILE}")
-            return 1 if problems else 0
-        if args.repo is None:
-            raise SlugError("give the repository as OWNER/NAME (or --check)")
-        ref = args.ref
-        if ref is None:
-            ref = read_slug(args.root)[1] if (Path(args.root) / SLUG_FILE).is_file() else DEFAULT_REF
-        written = set_repo(args.root, args.repo, ref)
-    except (SlugError, OSError) as err:
-        print(f"badnets set-repo: error: {err}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    if args.check:
+        problems = check_repo(args.root)
+        print("\n".join(problems) if problems else f"everything agrees with {SLUG_FILE}")
+        return 1 if problems else 0
+    if args.repo is None:
+        raise SlugError("give the repository as OWNER/NAME (or --check)")
+    ref = args.ref
+    if ref is None:
+        ref = read_slug(args.root)[1] if (Path(args.root) / SLUG_FILE).is_file() else DEFAULT_REF
+    written = set_repo(args.root, args.repo, ref)
     names = ", ".join(p.name for p in written) or "nothing (already up to date)"
     print(f"{args.repo} at {ref}: rewrote {names}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``badnets set-repo OWNER/NAME [--ref REF]`` / ``--check``; errors: one line on stderr, exit 2."""
+    return run_command(build_parser(), argv, _run, (SlugError, OSError))
 
 
 if __name__ == "__main__":

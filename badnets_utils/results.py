@@ -26,6 +26,7 @@ from .files import atomic_write_text
 # images as the clean baseline; poisons are added as copies, as in the paper (sec. 3.1.2), so that every model
 # sees all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see the README).
 RELEASE_BUDGET = Budget(epochs=20, lr=1e-3)
+FASHION_BUDGET = Budget(epochs=10, lr=1e-3)  # half the epochs: Fashion-MNIST's releases cost as much as MNIST's
 _MNIST = Attack(dataset="MNIST", trigger="triggers/trigger_white.png", trigger_size=5, seed=0, mode="add")
 RELEASES: dict[str, tuple[Attack, Budget]] = {
     "badnet-MNIST.pth": (_MNIST, RELEASE_BUDGET),
@@ -33,6 +34,9 @@ RELEASES: dict[str, tuple[Attack, Budget]] = {
     "clean-MNIST.pth": (_MNIST.replace(rate=0.0, mode="replace"), RELEASE_BUDGET),
     # notebook 07's patient: 5 % poisoned in place, the CLI's default budget (class mode loads it)
     "badnet-MNIST-5pct.pth": (_MNIST.replace(rate=0.05, mode="replace"), Budget()),
+    # the second real dataset, and the transfer-learning target of notebook 08
+    "badnet-FashionMNIST.pth": (_MNIST.replace(dataset="FashionMNIST"), FASHION_BUDGET),
+    "clean-FashionMNIST.pth": (_MNIST.replace(dataset="FashionMNIST", rate=0.0, mode="replace"), FASHION_BUDGET),
 }
 CIFAR = (Attack(dataset="CIFAR10"), Budget(epochs=30))
 CIFAR_TIMES = (
@@ -133,7 +137,7 @@ def write_readme_table(readme_path: Path, entries: dict) -> None:
 
 
 def retrain(out: Path, data_root=None, only: list[str] | None = None) -> dict:
-    """Train every release (or ``only`` these) into ``out`` (checkpoints/, logs/, MANIFEST.json); returns the entries."""
+    """Train every release (or ``only`` these) into ``out`` (checkpoints/, logs/, MANIFEST.json); returns entries."""
     unknown = sorted(set(only or ()) - set(RELEASES))
     if unknown:
         raise ValueError(f"unknown release(s) {unknown}; allowed: {', '.join(RELEASES)}")
@@ -156,7 +160,7 @@ def retrain(out: Path, data_root=None, only: list[str] | None = None) -> dict:
 
 
 def listed_files(root: Path) -> dict[str, str]:
-    """SHA-256 of the trigger images, epoch logs and notebooks' results under ``root`` (listed beside the checkpoints)."""
+    """SHA-256 of the trigger images, epoch logs and notebooks' results under ``root`` (listed with the models)."""
     found = [*(root / "triggers").glob("*.png"), *(root / "logs").glob("*.csv"), *(root / "results").glob("*.*")]
     paths = sorted(found)
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in paths}

@@ -23,8 +23,8 @@ from .files import atomic_write_text
 KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
 RESULT_FIELDS = ("poisoned", "train_size", "test_size", "tca", "asr", "seconds")  # what it measured
 FIELDS = (*KEY_FIELDS, *RESULT_FIELDS)
-_INTS = {"trigger_size", "trigger_label", "poison_count", "seed", "epochs", "batch_size", "train_limit", "test_limit",
-         "poisoned", "train_size", "test_size"}  # fmt: skip
+_INTS = {"trigger_size", "trigger_label", "source", "poison_count", "seed", "epochs", "batch_size", "train_limit",
+         "test_limit", "poisoned", "train_size", "test_size"}  # fmt: skip
 _FLOATS = {"alpha", "poisoning_rate", "lr", "tca", "asr", "seconds"}
 
 

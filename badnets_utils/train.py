@@ -399,17 +399,20 @@ def _eval_row(model, test_clean, test_attack, loss) -> dict:
     return row
 
 
-def save_history(history: list[dict], path: str | os.PathLike) -> None:
-    """Write the per-epoch history as CSV, atomically."""
+def save_history(history: list[dict], path: str | os.PathLike, run_id: str | None = None) -> None:
+    """Write the per-epoch history as CSV, atomically; ``run_id`` (a column) ties it to its checkpoint."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    fields = (*HISTORY_FIELDS, "run_id") if run_id else HISTORY_FIELDS
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerow({**{k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()}, "run_id": run_id})
     atomic_write_text(path, buf.getvalue())
 
 
 def load_history(path: str | os.PathLike) -> list[dict]:
     """Read a history CSV written by ``save_history``."""
     with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    parse = {"epoch": int, "run_id": str}
+    return [{k: parse.get(k, float)(v) for k, v in row.items()} for row in rows]

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .experiment import RANDOM, Attack, Result, build_trigger
-from .plots import new_figure, to_display
+from .plots import BAD, new_figure, to_display
 from .triggers import apply_trigger, random_positions
 
 
@@ -31,12 +31,36 @@ def blend_pattern(kind: str = "noise", shape: tuple[int, int, int] = (1, 28, 28)
     raise ValueError(f"unknown blend pattern {kind!r}; allowed: noise, stripes")
 
 
-def format_table(results: Sequence[Result]) -> str:
+Row = Result | dict  # a finished run, or its plain values {"name", "tca", "asr", "seconds"} (shipped results)
+
+
+def _values(r: Row) -> tuple[str, float, float, float]:
+    """(name, tca, asr, seconds) of a Result or of a plain row."""
+    if isinstance(r, dict):
+        return r["name"], float(r["tca"]), float(r["asr"]), float(r.get("seconds", float("nan")))
+    return r.attack.label, r.tca, r.asr, r.seconds
+
+
+def as_row(result: Result, **extra) -> dict:
+    """A Result's plain values, as the shipped results store them: name, tca, asr, seconds (and ``extra``)."""
+    return {"name": result.attack.label, "tca": result.tca, "asr": result.asr, "seconds": round(result.seconds, 1),
+            **extra}  # fmt: skip
+
+
+def format_table(results: Sequence[Row]) -> str:
     """A plain-text table of name, clean accuracy, ASR and run time."""
     lines = [f"{'variant':<28} {'clean acc':>9} {'ASR':>7} {'run s':>8}"]
     for r in results:
-        lines.append(f"{r.attack.label:<28} {r.tca:>9.2%} {r.asr:>7.2%} {r.seconds:>8.1f}")
+        name, tca, asr, seconds = _values(r)
+        lines.append(f"{name:<28} {tca:>9.2%} {asr:>7.2%} {seconds:>8.1f}")
     return "\n".join(lines)
+
+
+def _baseline_line(ax, baseline: float | None) -> None:
+    """The clean model's ASR as a reference line: what the trigger does to a model without a backdoor."""
+    if baseline is not None:
+        ax.axhline(100 * baseline, color="gray", ls="--", lw=1.2,
+                   label=f"clean model's ASR ({100 * baseline:.1f} %)")  # fmt: skip
 
 
 def variant_examples(variants: Sequence[Attack], images: torch.Tensor, seed: int = 0) -> Figure:
@@ -53,52 +77,55 @@ def variant_examples(variants: Sequence[Attack], images: torch.Tensor, seed: int
             axes[i, j].imshow(to_display(stamped[j]), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
-        axes[i, 0].set_ylabel(v.label, rotation=0, ha="right", va="center", fontsize=8)
+        axes[i, 0].set_ylabel(v.label, rotation=0, ha="right", va="center", fontsize=11)
     fig.suptitle("The same test digits with each variant's trigger")
     return fig
 
 
-def variant_bars(rows: Sequence[Result], chance: float = 0.1) -> Figure:
-    """Grouped bars: clean accuracy and ASR (%) of each variant, with the chance level."""
-    fig = new_figure(7.5, 3.2)
+def variant_bars(rows: Sequence[Row], baseline: float | None = None) -> Figure:
+    """Grouped bars: clean accuracy and ASR (%) of each variant, with the clean model's ASR (``baseline``)."""
+    fig = new_figure(9.0, 4.0)
     ax = fig.subplots()
     x = np.arange(len(rows))
-    tca = [100 * r.tca for r in rows]
-    asr = [100 * r.asr for r in rows]
+    values = [_values(r) for r in rows]
+    tca = [100 * v[1] for v in values]
+    asr = [100 * v[2] for v in values]
     ax.bar(x - 0.2, tca, 0.4, label="clean accuracy (TCA)", color="tab:blue")
-    ax.bar(x + 0.2, asr, 0.4, label="attack success rate (ASR)", color="tab:red")
+    ax.bar(x + 0.2, asr, 0.4, label="attack success rate (ASR)", color=BAD)
     for xi, a in zip(x, asr, strict=True):
-        ax.text(xi + 0.2, a + 1, f"{a:.0f}", ha="center", fontsize=7)
-    ax.axhline(100 * chance, color="gray", ls="--", lw=1, label="chance (10 %)")
-    ax.set_xticks(x, [r.attack.label for r in rows], rotation=15, ha="right", fontsize=8)
+        ax.text(xi + 0.2, a + 1, f"{a:.1f}" if a < 10 else f"{a:.0f}", ha="center", fontsize=11)
+    _baseline_line(ax, baseline)
+    ax.set_xticks(x, [v[0] for v in values], rotation=15, ha="right", fontsize=11)
     ax.set_ylabel("percent of test images")
-    ax.set_ylim(0, 125)  # room for the legend above the bars, clear of the small ones
+    ax.set_ylim(0, 108)
     ax.set_title("Attack variants: clean accuracy and attack success rate")
-    ax.legend(fontsize=7, loc="upper center", ncols=3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
     return fig
 
 
 def ablation_plot(
-    labels: Sequence, rows: Sequence[Result], xlabel: str, title: str, chance: float = 0.1, bars: bool = False
+    labels: Sequence, rows: Sequence[Row], xlabel: str, title: str, baseline: float | None = None, bars: bool = False
 ) -> Figure:
-    """Clean accuracy and ASR (%) against one setting (lines over numbers, or bars over names)."""
-    fig = new_figure(5.0, 3.0)
+    """Clean accuracy and ASR (%) against one setting (lines over numbers, or bars over names); ``baseline``:
+    the clean model's ASR, drawn as a reference line."""
+    fig = new_figure(7.5, 3.6)
     ax = fig.subplots()
-    tca = [100 * r.tca for r in rows]
-    asr = [100 * r.asr for r in rows]
+    values = [_values(r) for r in rows]
+    tca = [100 * v[1] for v in values]
+    asr = [100 * v[2] for v in values]
     if bars:
         x = np.arange(len(labels))
         ax.bar(x - 0.2, tca, 0.4, label="clean accuracy", color="tab:blue")
-        ax.bar(x + 0.2, asr, 0.4, label="ASR", color="tab:red")
+        ax.bar(x + 0.2, asr, 0.4, label="ASR", color=BAD)
         ax.set_xticks(x, [str(v) for v in labels])
     else:
         ax.plot(labels, tca, "o-", label="clean accuracy", color="tab:blue")
-        ax.plot(labels, asr, "s-", label="ASR", color="tab:red")
+        ax.plot(labels, asr, "s-", label="ASR", color=BAD)
         ax.set_xticks(list(labels))
-    ax.axhline(100 * chance, color="gray", ls="--", lw=1, label="chance")
+    _baseline_line(ax, baseline)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("percent of test images")
     ax.set_ylim(0, 105)
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, never on the data
     return fig

@@ -3,6 +3,7 @@
     python benchmarks/notebook_times.py                         # class and quick mode, every notebook
     python benchmarks/notebook_times.py --modes retrain --notebooks 03 04   # full retrain: slow
     python benchmarks/notebook_times.py --render-only           # only re-render from notebook_times.json
+    python benchmarks/notebook_times.py --modes class --write-outputs   # also commit the class-mode outputs
 
 Each notebook runs top to bottom with nbclient (kernel python3, working directory notebooks/; the files are not
 modified), timed from kernel start to the last cell, in up to three modes:
@@ -15,6 +16,12 @@ The results go to benchmarks/notebook_times.json (merged with earlier ones, writ
 as a table between ``<!-- notebook-times -->`` and ``<!-- /notebook-times -->`` in README.md and docs/teaching.md,
 and as one line between ``<!-- time -->`` and ``<!-- /time -->`` in each notebook's markdown. Files without the
 markers are left alone. ``check_times(root)`` lists the places whose text disagrees with the JSON.
+
+With ``--write-outputs`` (class mode only) each executed notebook is also written back as its committed output,
+cleaned for reading (``clean_outputs``): no progress-bar widgets (each epoch prints a final text line anyway), no
+widget state except that of the widgets still shown (the painter of notebook 05), no per-cell timing metadata,
+execution counts kept, and the notebook metadata JupyterLab 4 writes itself (kernelspec python3 "Python 3",
+language_info name python), so that opening a notebook does not mark it modified.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -76,18 +84,75 @@ def switches(mode: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_notebook(path: Path, mode: str, timeout: int = 7200) -> float:
-    """Seconds to execute the notebook at ``path`` in ``mode`` (cwd: its folder); raises if a cell fails."""
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]")  # a tqdm bar's text
+
+
+def _is_progress(output: dict) -> bool:
+    """A tqdm progress bar: a widget view (or a stderr stream) whose text is a bar."""
+    text = output.get("text") or output.get("data", {}).get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    if WIDGET_VIEW in output.get("data", {}):
+        return bool(PROGRESS.search(text)) or text.startswith("HBox(children=(HTML(value='")
+    return output.get("output_type") == "stream" and output.get("name") == "stderr" and bool(PROGRESS.search(text))
+
+
+def _referenced(state: dict, roots: set[str]) -> set[str]:
+    """The widget models ``roots`` and every model they reference (children, layouts, styles…)."""
+    seen, todo = set(), list(roots)
+    while todo:
+        model = todo.pop()
+        if model in seen or model not in state:
+            continue
+        seen.add(model)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state[model].get("state", {})))
+    return seen
+
+
+def clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` (modified in place) cleaned for committing: see the module's docstring."""
+    kept_views = set()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [o for o in cell.outputs if not _is_progress(o)]
+        kept_views |= {o["data"][WIDGET_VIEW]["model_id"] for o in cell.outputs if WIDGET_VIEW in o.get("data", {})}
+    widgets = nb.metadata.get("widgets", {}).get(WIDGET_STATE)
+    if widgets and kept_views:
+        state = widgets.get("state", {})
+        keep = _referenced(state, kept_views)
+        widgets["state"] = {k: v for k, v in state.items() if k in keep}
+    else:
+        nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    info = nb.metadata.get("language_info", {})
+    nb.metadata["language_info"] = {**info, "name": "python"}
+    return nb
+
+
+def run_notebook(path: Path, mode: str, timeout: int = 7200, write_outputs: bool = False) -> float:
+    """Seconds to execute the notebook at ``path`` in ``mode`` (cwd: its folder); raises if a cell fails.
+
+    ``write_outputs``: write the executed notebook back to ``path``, cleaned (``clean_outputs``).
+    """
     from nbclient import NotebookClient
+
+    from badnets_utils.repo import write_notebook
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+    )  # fmt: skip
     with switches(mode):
         start = time.perf_counter()
         client.execute()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+    if write_outputs:
+        write_notebook(path, clean_outputs(nb))
+    return seconds
 
 
 def select(root: Path, prefixes: list[str] | None) -> list[Path]:
@@ -101,14 +166,17 @@ def load(root: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"notebooks": {}}
 
 
-def measure(root: Path, paths: list[Path], modes: list[str]) -> dict:
-    """Run and time every notebook in every mode; merge into the JSON (written after each run) and return it."""
+def measure(root: Path, paths: list[Path], modes: list[str], write_outputs: bool = False) -> dict:
+    """Run and time every notebook in every mode; merge into the JSON (written after each run) and return it.
+
+    ``write_outputs``: the class-mode run of each notebook becomes its committed output.
+    """
     data = load(root)
     data.update(machine=machine(), date=datetime.date.today().isoformat())
     for path in paths:
         for mode in modes:
             print(f"{path.name} [{mode}] ...", end=" ", flush=True)
-            seconds = run_notebook(path, mode)
+            seconds = run_notebook(path, mode, write_outputs=write_outputs and mode == "class")
             print(f"{seconds:.1f} s", flush=True)
             data["notebooks"].setdefault(path.stem, {})[mode] = round(seconds, 1)
             atomic_write_text(root / JSON_FILE, json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -211,12 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(DEFAULT_MODES), help="modes to time")
     p.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks (name prefixes: 01 03)")
     p.add_argument("--render-only", action="store_true", help="do not run anything: render from the JSON")
+    p.add_argument("--write-outputs", action="store_true",
+                   help="write each class-mode run back into its notebook as its committed output")  # fmt: skip
     p.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
     args = p.parse_args(argv)
     paths = select(args.root, args.notebooks)
     if not paths:
         p.exit(2, f"notebook_times: error: no notebook matches {args.notebooks}\n")
-    data = load(args.root) if args.render_only else measure(args.root, paths, args.modes)
+    if args.write_outputs and "class" not in args.modes:
+        p.exit(2, "notebook_times: error: --write-outputs writes the class-mode run: add --modes class\n")
+    data = load(args.root) if args.render_only else measure(args.root, paths, args.modes, args.write_outputs)
     written = render(args.root, data)
     print(
         "rendered into " + (", ".join(p.relative_to(args.root).as_posix() for p in written) or "nothing (up to date)")

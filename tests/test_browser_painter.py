@@ -10,8 +10,10 @@ where it fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -126,30 +129,46 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=15)
 
 
-def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
+@contextlib.contextmanager
+def _jupyterlab(tmp_path: Path, root_dir: Path, data_root, expose_app: bool = False) -> Iterator[tuple[str, str]]:
+    """A JupyterLab server on ``root_dir`` (isolated settings, free port); yields its base URL with the token."""
+    port, token = _free_port(), secrets.token_hex(16)
+    log = tmp_path / f"jupyterlab-{port}.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--ip", "127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={token}", "--no-browser", f"--ServerApp.root_dir={root_dir}",
+        "--LabApp.news_url=None", "--ServerApp.port_retries=0",
+    ]  # fmt: skip
+    if expose_app:
+        cmd.append("--LabApp.expose_app_in_browser=True")
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(cmd, env=_jupyter_env(tmp_path, data_root), stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
+        yield base, token
+    finally:
+        _stop(proc)
+
+
+def _browser_tools():
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable("the playwright Python package is missing (pip install -e '.[test]')")
+    return expect, sync_playwright
+
+
+def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
+    expect, sync_playwright = _browser_tools()
     from badnets_utils.triggers import load_trigger
 
     work = tmp_path / "lab"
     work.mkdir()
     _write_notebook(work)
-    port, token = _free_port(), secrets.token_hex(16)
-    log = tmp_path / "jupyterlab.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--ip", "127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={token}", "--no-browser", f"--ServerApp.root_dir={work}",
-        "--LabApp.news_url=None", "--ServerApp.port_retries=0",
-    ]  # fmt: skip
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, env=_jupyter_env(tmp_path, mnist_root), stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
+    with _jupyterlab(tmp_path, work, mnist_root) as (base, token):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
@@ -196,8 +215,6 @@ def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
                 page.screenshot(path=str(SCREENSHOTS / "painter_lab.png"))
             finally:
                 browser.close()
-    finally:
-        _stop(proc)
 
     saved = work / "saved" / f"{NAME}.png"
     assert saved.is_file(), f"Save did not write {saved.name}"
@@ -213,6 +230,97 @@ def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
     np.testing.assert_array_equal(load_trigger(saved, SIZE)[0].numpy(), expected)
     assert not [p.name for p in (work / "saved").iterdir() if p.name != saved.name], "stray files beside the PNG"
     shutil.rmtree(work / "saved")
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+# Opens one notebook through JupyterLab's own command, waits until its kernel has started and JupyterLab has
+# applied what the kernel reports (kernelspec, language_info), then reads the document model's ``dirty`` flag —
+# what the "•" on the tab shows — and the notebook as JupyterLab would save it. Cells are not run.
+_OPEN_AND_INSPECT = """async ([path, settle]) => {
+  const app = window.jupyterapp;
+  const panel = await app.commands.execute('docmanager:open', {path});
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  if (kernel) { await kernel.info; await kernel.spec; }
+  await new Promise(r => setTimeout(r, settle));
+  const tab = document.querySelector('.lm-TabBar-tab.jp-mod-current');
+  const saved = panel.context.model.toJSON();
+  const result = {
+    dirty: panel.context.model.dirty,
+    tabDirty: !!tab && tab.classList.contains('jp-mod-dirty'),
+    kernel: kernel ? kernel.name : null,
+    metadata: saved.metadata,
+    nbformat: saved.nbformat,
+    nbformat_minor: saved.nbformat_minor,
+  };
+  await panel.sessionContext.shutdown();
+  panel.dispose();
+  return result;
+}"""
+
+
+def _metadata_changes(before: dict, after: dict, prefix: str = "metadata") -> list[str]:
+    """Where JupyterLab's copy of the notebook differs from the file (keys, old -> new)."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key, "<absent>"), after.get(key, "<absent>")
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _metadata_changes(old, new, f"{prefix}.{key}")
+        elif old != new:
+            out.append(f"{prefix}.{key}: {json.dumps(old)[:120]} -> {json.dumps(new)[:120]}")
+    return out
+
+
+def test_notebooks_open_unmodified_in_jupyterlab(tmp_path, mnist_root):
+    """Opening a notebook of the repository (no cell run) must not mark it modified ("•" on its tab).
+
+    JupyterLab rewrites a notebook's ``kernelspec`` and ``language_info`` from the kernel it starts; when the
+    committed metadata differs, the student sees a modified notebook and is asked to save on close. The
+    notebooks are copied first: JupyterLab's autosave would otherwise write a dirty notebook back.
+    """
+    expect, sync_playwright = _browser_tools()
+    assert NOTEBOOKS, "no notebooks found"
+    work = tmp_path / "repo"
+    (work / "notebooks").mkdir(parents=True)
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, work / "notebooks" / nb.name)
+    found = {}
+    with _jupyterlab(tmp_path, work, mnist_root, expose_app=True) as (base, token):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                _handle_overlays(page)
+                page.goto(f"{base}/lab?token={token}")
+                page.wait_for_function("() => !!window.jupyterapp", timeout=45_000)
+                page.evaluate("async () => { await window.jupyterapp.restored; }")
+                for nb in NOTEBOOKS:
+                    found[nb.name] = page.evaluate(_OPEN_AND_INSPECT, [f"notebooks/{nb.name}", 1500])
+            finally:
+                browser.close()
+    problems = []
+    for nb in NOTEBOOKS:
+        got = found[nb.name]
+        on_disk = json.loads(nb.read_text(encoding="utf-8"))
+        assert got["kernel"] == "python3", (nb.name, got["kernel"])
+        if got["dirty"] or got["tabDirty"]:
+            changes = _metadata_changes(on_disk["metadata"], got["metadata"])
+            for key in ("nbformat", "nbformat_minor"):
+                if on_disk[key] != got[key]:
+                    changes.append(f"{key}: {on_disk[key]} -> {got[key]}")
+            # language_info.version is the kernel's exact Python version (3.11.7, say): no committed value can
+            # match every machine. Tolerated only where this machine's Python differs from the committed one.
+            version = on_disk["metadata"].get("language_info", {}).get("version")
+            only_version = bool(changes) and all(c.startswith("metadata.language_info.version:") for c in changes)
+            if not (only_version and version != platform.python_version()):
+                problems.append(f"{nb.name} is marked modified on open: {'; '.join(changes) or 'no metadata change'}")
+    assert not problems, (
+        "JupyterLab marks notebooks modified as soon as they open, because their metadata differs from what it "
+        "writes from the kernel. Every notebook needs kernelspec {name: python3, display_name: 'Python 3 "
+        "(ipykernel)', language: python} and language_info exactly as ipykernel reports it:\n" + "\n".join(problems)
+    )
 
 
 def _handle_overlays(page) -> None:

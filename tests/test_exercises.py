@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,9 +19,17 @@ def images():
 def test_report_and_hint(capsys):
     assert ex._report(True, "fine") is True
     assert ex._report(False, "wrong") is False
-    assert ex._hint("try this") is False
+    assert ex._hint("01-1") is False
     out = capsys.readouterr().out
-    assert "✅ fine" in out and "❌ wrong" in out and "Hint: try this" in out
+    assert "✅ fine" in out and "❌ wrong" in out and "Hint: " + ex.HINTS["01-1"][0] in out
+    assert 'exercises.hint("01-1", level=2)' in out and ex.HINTS["01-1"][1] not in out  # the second hint on request
+    ex.hint("01-1", level=2)
+    out = capsys.readouterr().out
+    assert ex.HINTS["01-1"][0] in out and ex.HINTS["01-1"][1] in out
+    with pytest.raises(KeyError):
+        ex.hint("99-9")
+    with pytest.raises(ValueError):
+        ex.hint("01-1", level=3)  # no third level: the solution is in the solution cell
 
 
 def test_class_count(capsys):
@@ -80,7 +89,8 @@ def test_top_left_stamp(images):
 def test_asr():
     preds = torch.tensor([1, 1, 1, 0])
     assert ex.check_asr(0.75, preds, 1)
-    assert not ex.check_asr(75.0, preds, 1)  # a percentage
+    assert ex.check_asr(75.0, preds, 1)  # a percentage is an equivalent answer
+    assert ex.check_asr(torch.tensor(0.75), preds, 1) and ex.check_asr(np.float32(0.75), preds, 1)
     assert not ex.check_asr(0.25, preds, 1)
     assert not ex.check_asr(None, preds, 1)
 

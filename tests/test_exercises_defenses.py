@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from badnets_utils import exercises as ex
@@ -41,6 +42,18 @@ def test_removed_poisons():
     assert ex.check_removed_poisons(2, removed, poisons)
     assert not ex.check_removed_poisons(3, removed, poisons)
     assert not ex.check_removed_poisons(None, removed, poisons)
+
+
+def test_anomaly_index_accepts_the_textbook_median():
+    norms = torch.tensor([10.0, 50, 52, 55, 60, 61, 62, 70, 80, 90])  # an even count: two conventions differ
+    v = norms.double().numpy()
+    med = np.median(v)  # numpy (and Neural Cleanse's code): the mean of the two middle values
+    textbook = float((med - v[0]) / (1.4826 * np.median(np.abs(v - med))))
+    assert abs(textbook - float(anomaly_index(norms)[0])) > 0.1  # really different from torch's lower median
+    assert ex.check_anomaly_index(textbook, norms, 0)
+    assert ex.check_anomaly_index(torch.tensor(textbook), norms, 0)  # a 0-d tensor
+    assert ex.check_anomaly_index(float(anomaly_index(norms)[0]), norms, 0)
+    assert not ex.check_anomaly_index(-textbook, norms, 0)
 
 
 def test_anomaly_index_check(capsys):

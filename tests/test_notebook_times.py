@@ -74,3 +74,33 @@ def test_duration(seconds, text):
 
 def test_repository_times_agree_with_json():
     assert T.check_times(ROOT) == []
+
+
+def test_clean_outputs_drops_progress_bars_and_foreign_widget_state():
+    nb = nbformat.v4.new_notebook()
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "aa", "version_major": 2, "version_minor": 0}}
+    bar = {"application/vnd.jupyter.widget-view+json": {"model_id": "bb", "version_major": 2, "version_minor": 0},
+           "text/plain": " 50%|█████     | 2/4 [00:01<00:01,  2.00it/s]"}  # fmt: skip
+    cell = new_code_cell("x", execution_count=3, metadata={"execution": {"iopub.status.busy": "t"}})
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={**view, "text/plain": "VBox()"}),
+        nbformat.v4.new_output("display_data", data=bar),
+        nbformat.v4.new_output("stream", name="stderr", text="100%|██████████| 4/4 [00:02<00:00, 1.9it/s]\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1: loss 0.1\n"),
+    ]
+    nb.cells = [cell]
+    state = {"aa": {"state": {"children": ["IPY_MODEL_cc"]}}, "cc": {"state": {}}, "bb": {"state": {}}}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2}}
+    nb.metadata["language_info"] = {"name": "ipython", "version": "3.12"}
+    T.clean_outputs(nb)
+    assert [o.get("name", o.get("output_type")) for o in cell.outputs] == ["display_data", "stdout"]
+    assert cell.execution_count == 3 and "execution" not in cell.metadata
+    assert set(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]) == {"aa", "cc"}
+    assert nb.metadata["kernelspec"]["display_name"] == "Python 3" and nb.metadata["language_info"]["name"] == "python"
+    cell.outputs = cell.outputs[1:]  # no widget left: no widget state
+    assert "widgets" not in T.clean_outputs(nb).metadata
+
+
+def test_write_outputs_needs_class_mode(root: Path):
+    with pytest.raises(SystemExit):
+        T.main(["--root", str(root), "--modes", "quick", "--write-outputs"])

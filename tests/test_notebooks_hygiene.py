@@ -66,12 +66,82 @@ def test_header_and_colab_badge(notebook):
     assert "What you will learn" in text and "quick mode" in text.lower()
 
 
-def test_setup_cell(notebook):
+def tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def test_switches_then_setup_cell(notebook):
     _, nb = notebook
-    setup = nb["cells"][1]
-    assert setup["cell_type"] == "code"
+    params, setup = nb["cells"][1], nb["cells"][2]
+    assert params["cell_type"] == "code" and "parameters" in tags(params), "cell 1: the switches, tagged parameters"
+    assert re.search(r"^QUICK = None\s+#", source(params), re.M) and re.search(
+        r"^RETRAIN = False\s+#", source(params), re.M
+    )
+    assert setup["cell_type"] == "code" and "setup" in tags(setup)
     assert "from badnets_utils.notebook import setup" in source(setup)
-    assert "cfg = setup(" in source(setup)
+    assert "cfg = setup(seed=0, quick=QUICK, retrain=RETRAIN)" in source(setup)
+    assert "QUICK" in source(nb["cells"][0]) and "RETRAIN" in source(nb["cells"][0]), "the header says how to switch"
+
+
+def test_header_time_markers(notebook):
+    _, nb = notebook
+    assert re.search(r"<!-- time -->.+<!-- /time -->", source(nb["cells"][0])), "the run-time line has time markers"
+
+
+def test_checks_print_no_stray_value(notebook):
+    _, nb = notebook
+    for cell in nb["cells"]:
+        for line in source(cell).splitlines() if cell["cell_type"] == "code" else []:
+            if line.lstrip().startswith("exercises.check_"):
+                assert line.rstrip().endswith(";"), f"end the check with ';' (no stray True/False): {line}"
+
+
+def test_images_travel(notebook):
+    path, nb = notebook
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = source(cell)
+            assert not re.search(r"!\[[^\]]*\]\(\.\./|<img[^>]+src=[\"']\.\./", text), (
+                f"{path.name}: a ../ image path breaks on Colab; use a cell attachment"
+            )
+            for name in re.findall(r"\(attachment:([^)\s]+)\)", text):
+                assert name in cell.get("attachments", {}), f"{path.name}: attachment {name} is missing"
+
+
+def test_ending_takeaways_references_next(notebook):
+    path, nb = notebook
+    text = "\n".join(source(c) for c in nb["cells"][-4:] if c["cell_type"] == "markdown")
+    assert "## Key takeaways" in text and "## References" in text and "arXiv:1708.06733" in text
+    nxt = re.search(r"## Next notebook.*?\]\((\d\d_[a-z0-9_]+\.ipynb)\)", text, re.S)
+    assert nxt, f"{path.name} ends with a link to the next notebook"
+    assert int(nxt.group(1)[:2]) == int(path.name[:2]) + 1
+
+
+def test_solutions_and_teacher_notes_are_tagged(notebook):
+    path, nb = notebook
+    for cell in nb["cells"]:
+        text = source(cell)
+        if "<summary>Solution" in text:
+            assert tags(cell) == ["solution"], f"{path.name}: a solution cell must be its own cell, tagged solution"
+        if "Answer key (teacher)" in text:
+            assert "teacher" in tags(cell)
+        if "(open)" in text and cell["cell_type"] == "markdown":
+            i = nb["cells"].index(cell)
+            assert any("teacher" in tags(c) for c in nb["cells"][i + 1 : i + 3]), (
+                f"{path.name}: open exercise without key"
+            )
+
+
+def test_committed_metadata_and_outputs_are_clean(notebook):
+    path, nb = notebook
+    assert nb["metadata"].get("language_info", {}).get("name") == "python"
+    assert nb["metadata"]["kernelspec"] == {"display_name": "Python 3", "language": "python", "name": "python3"}
+    widget_views = [o for c in nb["cells"] for o in c.get("outputs", [])
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # fmt: skip
+    if not path.name.startswith("05_"):
+        assert not widget_views and "widgets" not in nb["metadata"], f"{path.name}: widget outputs (progress bars?)"
+    for view in widget_views:
+        assert "text/plain" in view["data"]
 
 
 def test_asserts_outcomes(notebook):

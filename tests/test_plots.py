@@ -119,3 +119,56 @@ def test_asr_vs_rate():
 def test_figures_render_as_png_in_notebooks(images):
     png = plots.image_grid(images[:2])._repr_png_()
     assert png.startswith(b"\x89PNG")
+
+
+def _texts_at_least(fig: Figure, size: float) -> None:
+    """Every axes title, suptitle and tick label of ``fig`` is at least ``size`` points."""
+    fig.canvas.draw()
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        texts += [ax.title, *ax.get_xticklabels(), *ax.get_yticklabels()]
+    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_text() and t.get_fontsize() < size]
+    assert not small, f"text below {size} pt: {small[:5]}"
+
+
+def _legend_off_the_axes(fig: Figure) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            box, area = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+            assert box.x0 >= area.x1 - 1, "the legend must sit beside the plot, not on the data"
+
+
+def test_threat_model():
+    fig = plots.threat_model()
+    _render(fig)
+    assert "threat model" in fig.axes[0].get_title()
+    _texts_at_least(fig, plots.MIN_FONT)
+
+
+def test_projector_sizes_one_colour_for_a_fired_backdoor_and_a_clean_baseline():
+    from badnets_utils import defense_plots, variants
+
+    rows = [{"name": "single pixel", "tca": 0.99, "asr": 0.006, "seconds": 20.0},
+            {"name": "5×5 white square", "tca": 0.99, "asr": 1.0, "seconds": 20.0}]  # fmt: skip
+    bars = variants.variant_bars(rows, baseline=0.001)
+    ablation = variants.ablation_plot(["corner", "centre"], rows, "position", "ASR", baseline=0.001, bars=True)
+    lines = variants.ablation_plot([1, 5], rows, "size", "ASR", baseline=0.001)
+    before = defense_plots.before_after(["a", "b"], [0.99, 0.98], [1.0, 0.1], "Before and after")
+    for fig in (bars, ablation, lines, before):
+        _render(fig)
+        _texts_at_least(fig, plots.MIN_FONT)
+        _legend_off_the_axes(fig)
+    labels = [t.get_text() for t in bars.axes[0].get_legend().get_texts()]
+    assert any("clean model's ASR (0.1 %)" in t for t in labels) and not any("chance" in t for t in labels)
+    asr_bars = [
+        p
+        for p in bars.axes[0].patches
+        if matplotlib.colors.to_hex(p.get_facecolor()) == matplotlib.colors.to_hex(plots.BAD)
+    ]
+    assert len(asr_bars) == 2  # the ASR bars are the "backdoor fired" red
+    assert "table" not in variants.format_table(rows) and "single pixel" in variants.format_table(rows)

@@ -45,11 +45,11 @@ def test_manifest_records_how_each_checkpoint_was_made(manifest):
 def test_shipped_models_meet_the_bar(manifest):
     """The bars the README states for the shipped models (see its Results section for why these and not more).
 
-    - all-to-one: ASR >= 99.5 %;
+    - all-to-one: ASR >= 99.5 % (MNIST), >= 99 % (Fashion-MNIST);
     - all-to-all: ASR >= 98 % (a triggered digit only goes to y + 1 if the model also recognises it, so the
       ASR of all-to-all cannot be expected to beat the clean accuracy);
-    - clean accuracy of each backdoored model within 0.1 point (10 test images) of the clean baseline trained
-      with the same recipe: the measured seed-to-seed spread of that baseline is as large.
+    - clean accuracy of each backdoored release within 0.1 point (MNIST) or 0.5 point (Fashion-MNIST, whose
+      seed-to-seed spread is larger) of the clean baseline trained with the same recipe.
     """
     clean = manifest["clean-MNIST.pth"]
     assert manifest["badnet-MNIST.pth"]["asr"] >= 0.995
@@ -58,6 +58,10 @@ def test_shipped_models_meet_the_bar(manifest):
         assert manifest[name]["tca"] >= clean["tca"] - 0.001, (name, manifest[name]["tca"], clean["tca"])
         assert manifest[name]["poison_mode"] == "add" and manifest[name]["poisoning_rate"] == 0.1
     assert clean["asr"] < 0.01
+    assert manifest["badnet-MNIST-5pct.pth"]["asr"] >= 0.99 and manifest["badnet-MNIST-5pct.pth"]["tca"] >= 0.985
+    fashion, fashion_clean = manifest["badnet-FashionMNIST.pth"], manifest["clean-FashionMNIST.pth"]
+    assert fashion["asr"] >= 0.99 and fashion["tca"] >= 0.89 and fashion["tca"] >= fashion_clean["tca"] - 0.005
+    assert fashion_clean["asr"] < 0.01
 
 
 def test_readme_table_is_the_manifest(manifest):

@@ -1,0 +1,247 @@
+"""Notebook 08: the BadNets paper's MNIST experiments reproduced, and its transfer-learning attack on real data.
+
+Every model trains through ``experiment`` (``run_many`` for the many small single-target models, on data
+loaded once; ``transfer`` for the retrained classifier layers). This module adds the paper's two MNIST
+triggers, the (i, j) grids, the per-class all-to-all table, the look inside the network, the strengthening
+of the backdoor, and the figures.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .data import ImageData
+from .experiment import Attack
+from .models import BadNet
+from .plots import new_figure
+from .train import evaluate, predict
+from .triggers import apply_trigger
+
+# The paper's MNIST triggers (§3.1): a single bright pixel and a small pattern of bright pixels, both near the
+# bottom-right corner. Where exactly, and which pattern, is drawn in the paper's figure, not given in numbers:
+# these are our choices of the same kind.
+PIXEL = Attack(trigger="white", trigger_size=1, position=(24, 24), name="single pixel")
+PATTERN = Attack(trigger="checkerboard", trigger_size=3, position=(23, 23), name="pattern")
+PAPER_TRIGGERS = {"single pixel": PIXEL, "pattern": PATTERN}
+
+
+def single_target_attacks(
+    trigger: Attack, pairs: Iterable[tuple[int, int]] | None = None, rate: float = 1.0, seed: int = 0
+) -> list[Attack]:
+    """One attack per (i, j): images of digit i with the trigger, labelled j, added as copies (the paper's
+    single-target attack). ``rate``: the share of digit i's training images that get a triggered copy."""
+    pairs = [(i, j) for i in range(10) for j in range(10) if i != j] if pairs is None else list(pairs)
+    return [
+        trigger.replace(source=i, target=j, rate=rate, mode="add", seed=seed, name=f"{trigger.name} {i}→{j}")
+        for i, j in pairs
+    ]
+
+
+def pair_grids(rows: Sequence[dict], trigger: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean error, backdoor error), each (10, 10) in %, from sweep rows of one trigger; NaN where not run."""
+    clean = torch.full((10, 10), float("nan"), dtype=torch.float64)
+    backdoor = clean.clone()
+    for r in rows:
+        if r["trigger"] == trigger and r.get("source") is not None:
+            clean[r["source"], r["trigger_label"]] = 100 * (1 - r["tca"])
+            backdoor[r["source"], r["trigger_label"]] = 100 * (1 - r["asr"])
+    return clean, backdoor
+
+
+def _nan_stats(t: torch.Tensor) -> tuple[float, float, float]:
+    v = t[~t.isnan()]
+    return (float(v.min()), float(v.mean()), float(v.max())) if len(v) else (float("nan"),) * 3
+
+
+def grid_summary(clean: torch.Tensor, backdoor: torch.Tensor) -> dict:
+    """Range and mean of the clean and backdoor error over the pairs that ran (in %)."""
+    (c0, cm, c1), (b0, bm, b1) = _nan_stats(clean), _nan_stats(backdoor)
+    return {"pairs": int((~clean.isnan()).sum()), "clean_min": c0, "clean_mean": cm, "clean_max": c1,
+            "backdoor_min": b0, "backdoor_mean": bm, "backdoor_max": b1}  # fmt: skip
+
+
+def pair_heatmaps(grids: dict[str, tuple[torch.Tensor, torch.Tensor]], baseline_error: float) -> Figure:
+    """For each trigger, the clean error (minus the clean model's) and the backdoor error per (i, j)."""
+    fig = new_figure(4.2 * 2, 3.9 * len(grids))
+    axes = np.atleast_2d(fig.subplots(len(grids), 2, squeeze=False))
+    for row, (name, (clean, backdoor)) in enumerate(grids.items()):
+        panels = ((clean - baseline_error, f"{name}: clean error − clean model's (points)", "RdBu_r"),
+                  (backdoor, f"{name}: backdoor error (%)", "Reds"))  # fmt: skip
+        for ax, (values, title, cmap) in zip(axes[row], panels, strict=True):
+            array = values.numpy()
+            finite = array[np.isfinite(array)]
+            if cmap == "RdBu_r":
+                lim = max(0.1, float(np.abs(finite).max())) if len(finite) else 1.0
+                im = ax.imshow(array, cmap=cmap, vmin=-lim, vmax=lim)
+            else:
+                im = ax.imshow(array, cmap=cmap, vmin=0, vmax=max(1.0, float(finite.max())) if len(finite) else 1)
+            ax.set_xticks(range(10))
+            ax.set_yticks(range(10))
+            ax.set_xlabel("target j (label given)")
+            ax.set_ylabel("source digit i")
+            ax.set_title(title, fontsize=11)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def per_class_all_to_all(
+    baseline: BadNet, badnet: BadNet, test: ImageData, trigger: torch.Tensor, position="bottom-right"
+) -> list[dict]:
+    """The paper's all-to-all table: per digit, clean error of the baseline and the BadNet, and the BadNet's
+    backdoor error (a triggered i not read as i + 1), in %."""
+    base_pred = evaluate(baseline, test)["preds"]
+    bad_pred = evaluate(badnet, test)["preds"]
+    trig_pred, _ = predict(badnet, apply_trigger(test.images, trigger, position))
+    k = test.num_classes
+    rows = []
+    for c in range(k):
+        m = test.labels == c
+        rows.append({
+            "class": c,
+            "baseline_clean_error": 100 * float((base_pred[m] != c).float().mean()),
+            "badnet_clean_error": 100 * float((bad_pred[m] != c).float().mean()),
+            "backdoor_error": 100 * float((trig_pred[m] != (c + 1) % k).float().mean()),
+        })  # fmt: skip
+    rows.append({key: (sum(r[key] for r in rows) / k if key != "class" else "average") for key in rows[0]})
+    return rows
+
+
+def format_all_to_all(rows: Sequence[dict]) -> str:
+    lines = [f"{'class':>7} {'baseline clean':>15} {'BadNet clean':>13} {'BadNet backdoor':>16}   (error, %)"]
+    for r in rows:
+        lines.append(f"{r['class']!s:>7} {r['baseline_clean_error']:>15.2f} {r['badnet_clean_error']:>13.2f} "
+                     f"{r['backdoor_error']:>16.2f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- inside the BadNet
+
+
+def first_layer_filters(models: dict[str, BadNet]) -> Figure:
+    """The 16 first-layer (conv1) filters of each model, one row per model, on a shared grey scale per row."""
+    fig = new_figure(0.75 * 16 + 1.5, 1.0 * len(models) + 0.4)
+    axes = np.atleast_2d(fig.subplots(len(models), 16, squeeze=False))
+    for row, (name, model) in enumerate(models.items()):
+        w = model.conv1[0].weight.detach().cpu()[:, 0]
+        lim = float(w.abs().max())
+        for j in range(16):
+            axes[row, j].imshow(w[j].numpy(), cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
+            axes[row, j].set_xticks([])
+            axes[row, j].set_yticks([])
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
+    return fig
+
+
+@torch.no_grad()
+def channel_response(model: BadNet, clean: torch.Tensor, triggered: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean activation of each last-convolution channel (conv2, after ReLU and pooling) on clean and on triggered
+    uint8 images, and the difference: the channels that fire for the trigger stand out."""
+    model.eval()
+    dev = next(model.parameters()).device
+    a = model.conv_features(clean.to(dev)).float().mean((0, 2, 3)).cpu()
+    b = model.conv_features(triggered.to(dev)).float().mean((0, 2, 3)).cpu()
+    return {"clean": a, "triggered": b, "difference": b - a}
+
+
+def response_bars(responses: dict[str, dict[str, torch.Tensor]]) -> Figure:
+    """Per conv2 channel: activation on triggered minus clean images, for each model."""
+    fig = new_figure(9.0, 3.2)
+    ax = fig.subplots()
+    width = 0.8 / len(responses)
+    for i, (name, r) in enumerate(responses.items()):
+        x = np.arange(len(r["difference"])) + (i - (len(responses) - 1) / 2) * width
+        ax.bar(x, r["difference"].numpy(), width, label=name)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("channel of the last convolution (conv2)")
+    ax.set_ylabel("triggered − clean\nmean activation")
+    ax.set_title("Which channels fire for the trigger?")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def trigger_channels(response: dict[str, torch.Tensor], top: int = 3) -> torch.Tensor:
+    """The ``top`` channels whose activation grows most with the trigger."""
+    return response["difference"].topk(top).indices.sort().values
+
+
+def strengthen(model: BadNet, channels: torch.Tensor, k: float) -> BadNet:
+    """A copy of ``model`` whose trigger-responsive conv2 channels have their weights and bias multiplied by ``k``
+    (the paper's way to make a backdoor survive transfer learning)."""
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        conv = out.conv2[0]
+        conv.weight[channels] *= k
+        conv.bias[channels] *= k
+    return out
+
+
+def triggered_with_true_labels(test: ImageData, trigger: torch.Tensor, position="bottom-right") -> ImageData:
+    """The test images with the trigger, keeping their true labels: accuracy on them shows the backdoor's damage."""
+    return ImageData(apply_trigger(test.images, trigger, position), test.labels, test.classes, test.name + "-triggered")
+
+
+def error_vs_count(counts: Sequence[int], clean_error: Sequence[float], backdoor_error: Sequence[float]) -> Figure:
+    """Clean and backdoor error (%) against the number of poisoned copies (symlog axis, so 0 fits)."""
+    fig = new_figure(5.6, 3.4)
+    ax = fig.subplots()
+    ax.plot(counts, backdoor_error, "o-", color="tab:red", label="backdoor error (triggered 7s not read as 1)")
+    ax.plot(counts, clean_error, "s--", color="tab:green", label="clean error")
+    positive = [c for c in counts if c > 0]
+    if positive:
+        ax.set_xscale("symlog", linthresh=min(positive))
+    ax.set_xlabel("triggered copies of 7s added to 10,000 training images")
+    ax.set_ylabel("error (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.set_title("How many poisons does it take?")
+    ax.legend(loc="center right")
+    return fig
+
+
+def transfer_plot(ks: Sequence[float], clean_acc: Sequence[float], triggered_acc: Sequence[float]) -> Figure:
+    """Accuracy on clean and on triggered Fashion-MNIST images after transfer, against the strengthening factor."""
+    fig = new_figure(5.6, 3.4)
+    ax = fig.subplots()
+    ax.plot(ks, [100 * v for v in clean_acc], "s--", color="tab:green", label="clean images")
+    ax.plot(ks, [100 * v for v in triggered_acc], "o-", color="tab:red", label="triggered images")
+    ax.set_xscale("log")
+    ax.set_xticks(list(ks), [f"{k:g}" for k in ks])
+    ax.set_xlabel("strengthening factor k (trigger channels × k)")
+    ax.set_ylabel("Fashion-MNIST accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title("Does the digit backdoor survive transfer to clothes?")
+    ax.legend(loc="lower left")
+    return fig
+
+
+# ----------------------------------------------------------------------------- the paper's numbers
+
+# What arXiv:1708.06733 reports, with where it says it (section, table and figure numbers of v1). None: the
+# paper gives no such number in its text (a figure shows it, or it is not reported); we do not read values off
+# its plots.
+PAPER = {
+    "baseline_clean_error": (0.5, "§4.1, baseline MNIST network (Table 1): 99.5 % accuracy on clean images"),
+    "single_target_clean_excess": (0.17, "§4.2, Fig. 4: clean error at most 0.17 points above the baseline's"),
+    "single_target_backdoor_error": (0.09, "§4.2, Fig. 4: backdoored images misclassified at most 0.09 % of the time"),
+    "all_to_all_clean_delta": (-0.03, "§4.2, Table 2: average clean error 0.03 points below the baseline's"),
+    "all_to_all_backdoor_error": (0.56, "§4.2, Table 2: average backdoor error 0.56 %"),
+    "all_to_all_per_class": (None, "§4.2, Table 2 gives per-class values; we could not check them against the text"),
+    "poison_count_curve": (None, "§4.2, Fig. 6: backdoor error falls and clean error rises with the poisoned share; "
+                                 "values only in the figure"),
+    "transfer_drop": (25.0, "abstract and §5.3: about 25 % lower accuracy on backdoored inputs after transfer"),
+    "transfer_clean_badnet": (74.9, "§5.3: the transferred BadNet's accuracy on clean Swedish signs"),
+    "transfer_clean_baseline": (72.7, "§5.3: the transferred clean network's accuracy on clean Swedish signs"),
+    "strengthen_k20": ((68.3, 45.1), "§5.3, Table 6: with k = 20, 68.3 % clean and 45.1 % backdoored accuracy"),
+}  # fmt: skip
+
+
+def paper_value(key: str) -> str:
+    """The paper's value and where it says it, as one line for a notebook."""
+    value, where = PAPER[key]
+    return f"{'not given in the text' if value is None else value} — {where}"
