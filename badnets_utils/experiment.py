@@ -409,6 +409,7 @@ def save_run(result: Result, output_dir: str | Path, name: str | None = None) ->
     run_id = uuid.uuid4().hex[:12]
     info = {k: v for k, v in result.setup.settings.items() if k != "dataset"}
     info.update(epochs=result.budget.epochs, tca=round(result.tca, 6), asr=round(result.asr, 6), run_id=run_id,
+                log=log.name,
                 history=[{k: float(v) for k, v in row.items()} for row in result.history])  # fmt: skip
     save_checkpoint(result.model, ckpt, result.attack.dataset, **info)
     save_history(result.history, log, run_id)
@@ -427,21 +428,15 @@ def repair_logs(output_dir: str | Path) -> list[Path]:
         run_id, history = config.get("run_id"), config.get("history")
         if not run_id or not isinstance(history, list):
             continue
-        for log in _logs_of(ckpt, config):
-            try:
-                current = load_history(log)
-            except (OSError, ValueError, KeyError):
-                current = []
-            if not current or current[0].get("run_id") != run_id:
-                save_history([{**row, "epoch": int(row["epoch"])} for row in history], log, run_id)
-                fixed.append(log)
+        log_name = config.get("log")
+        if not isinstance(log_name, str) or Path(log_name).name != log_name:
+            continue
+        log = ckpt.parent.parent / "logs" / log_name
+        try:
+            current = load_history(log)
+        except (OSError, ValueError, KeyError):
+            current = []
+        if not current or current[0].get("run_id") != run_id:
+            save_history([{**row, "epoch": int(row["epoch"])} for row in history], log, run_id)
+            fixed.append(log)
     return fixed
-
-
-def _logs_of(ckpt: Path, config: dict) -> list[Path]:
-    """The log path(s) ``output_paths`` gives a checkpoint, from its stored settings."""
-    out = ckpt.parent.parent
-    attack = Attack(dataset=config.get("dataset", "MNIST"), kind=config.get("attack", "all-to-one"),
-                    target=config.get("trigger_label", 1), rate=config.get("poisoning_rate", 0.1))  # fmt: skip
-    named, default = output_paths(attack, out, ckpt.name)[1], output_paths(attack, out)
-    return [default[1]] if default[0] == ckpt else [named]
