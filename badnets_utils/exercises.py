@@ -544,8 +544,8 @@ CHOICES: dict[str, tuple[str, dict[str, str]]] = {
         "b",
         {
             "a": "the poisoned images are a small share of the data, and the network learns the digits from the rest.",
-            "b": "the clean accuracy barely moves: that is what makes a backdoor hard to notice by testing on "
-            "clean data.",
+            "b": "the clean accuracy barely moves (about one point at 10 % in the full sweep): that is what makes a "
+            "backdoor hard to notice by testing on clean data.",
             "c": "poisoning adds wrong labels; it does not make the model better at reading clean digits.",
         },
     ),

@@ -22,7 +22,7 @@ from .plots import new_figure
 from .train import evaluate, predict
 from .triggers import apply_trigger
 
-# The paper's MNIST triggers (§3.1): a single bright pixel and a small pattern of bright pixels, both near the
+# The paper's MNIST triggers (§4.1): a single bright pixel and a small pattern of bright pixels, both near the
 # bottom-right corner. Where exactly, and which pattern, is drawn in the paper's figure, not given in numbers:
 # these are our choices of the same kind.
 PIXEL = Attack(trigger="white", trigger_size=1, position=(24, 24), name="single pixel")

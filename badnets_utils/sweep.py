@@ -79,7 +79,9 @@ def result_row(result: Result) -> dict:
 
 def _line(row: dict, cached: bool) -> str:
     where = "(from the CSV)" if cached else f"({row['seconds']:.1f} s)"
-    return (f"rate {row['poisoning_rate']:<7g} seed {row['seed']}: {row['poisoned']:>5} poisoned  "
+    rate = row.get("poisoning_rate")
+    what = f"rate {rate:<7g}" if rate is not None else f"count {row['poison_count']}"
+    return (f"{what} seed {row['seed']}: {row['poisoned']:>5} poisoned  "
             f"TCA {row['tca']:.4f}  ASR {row['asr']:.4f}  {where}")  # fmt: skip
 
 
