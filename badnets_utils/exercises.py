@@ -114,6 +114,15 @@ HINTS: dict[str, tuple[str, str]] = {
         "you need the median of the norms, the median absolute deviation (MAD) "
         "around it and the constant 1.4826; `torch.median` or `numpy.median` both work.",
     ),
+    "08-1": (
+        "think of the two ends of part 3's curve: no copies (the trigger means nothing) and about 1,000 copies "
+        "(the rule is learnt). Where does 25 fall between them?",
+        "the printed table of part 3 lists the backdoor error for each number of copies; 25 lies between two rows.",
+    ),
+    "08-2": (
+        "the channel you want is the BadNet's tallest bar in part 4's chart.",
+        "the bars are `responses['BadNet']['difference']`, a tensor of 32 values; `.argmax()` finds the largest.",
+    ),
 }
 MORE = '  (More help: exercises.hint("{key}", level=2); the solution is in the hidden cell below.)'
 
@@ -583,3 +592,33 @@ def check_choice(answer, key: str) -> bool:
     if letter not in why:
         return _report(False, f"answer with one of the letters {', '.join(repr(k) for k in why)}, got {answer!r}.")
     return _report(letter == right, ("right: " if letter == right else f"not ({letter}): ") + why[letter])
+
+
+# ----------------------------------------------------------------------------- 08 · reproducing the paper
+
+
+def check_count_prediction(answer, counts, backdoor_error, count: int = 25, tolerance: float = 15.0) -> bool:
+    """08 · A prediction: the backdoor error (%) with ``count`` poisoned copies, judged against part 3's curve
+    (interpolated between the measured counts); within ``tolerance`` points counts as right."""
+    if answer is None:
+        return _hint("08-1")
+    value = _number(answer)
+    if value is None or not 0 <= value <= 100:
+        return _report(False, f"give a percentage between 0 and 100, got {answer!r}.")
+    measured = float(np.interp(count, list(counts), list(backdoor_error)))
+    ok = abs(value - measured) <= tolerance
+    return _report(ok, f"the curve gives about {measured:.0f} % at {count} copies; you said {value:.0f} %"
+                       + (" — close enough." if ok else ": look again at how fast the curve falls."))  # fmt: skip
+
+
+def check_top_channel(answer, difference: torch.Tensor) -> bool:
+    """08 · The index of the last-convolution channel whose activation rises most with the trigger."""
+    if answer is None:
+        return _hint("08-2")
+    value = _number(answer)
+    if value is None or value != int(value) or not 0 <= value < len(difference):
+        return _report(False, f"give a channel index from 0 to {len(difference) - 1}, got {answer!r}.")
+    best = int(difference.argmax())
+    if int(value) == best:
+        return _report(True, f"right: channel {best} rises by {float(difference[best]):.2f}, the most of all 32.")
+    return _report(False, f"channel {int(value)} rises by {float(difference[int(value)]):.2f}; another rises more.")

@@ -87,6 +87,14 @@ def colab_extras(root: str | Path = REPO_ROOT) -> list[str]:
     return sorted({n.lower() for n in names} - COLAB_PREINSTALLED)
 
 
+# The notebook metadata JupyterLab 4 writes itself: with anything else it marks a notebook modified on open.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py", "mimetype": "text/x-python",
+    "name": "python", "nbconvert_exporter": "python", "pygments_lexer": "ipython3", "version": "3.11.7",
+}  # fmt: skip
+
+
 def setup_cell_source(repo: str, ref: str, extras: list[str] | tuple[str, ...] = ()) -> str:
     """The canonical setup cell of every notebook (``extras``: pip packages Colab may lack).
 

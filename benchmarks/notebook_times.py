@@ -20,8 +20,8 @@ markers are left alone. ``check_times(root)`` lists the places whose text disagr
 With ``--write-outputs`` (class mode only) each executed notebook is also written back as its committed output,
 cleaned for reading (``clean_outputs``): no progress-bar widgets (each epoch prints a final text line anyway), no
 widget state except that of the widgets still shown (the painter of notebook 05), no per-cell timing metadata,
-execution counts kept, and the notebook metadata JupyterLab 4 writes itself (kernelspec python3 "Python 3",
-language_info name python), so that opening a notebook does not mark it modified.
+execution counts kept, and the notebook metadata JupyterLab 4 writes itself (``repo.KERNELSPEC``,
+``repo.LANGUAGE_INFO``), so that opening a notebook does not mark it modified.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 from badnets_utils.files import atomic_write_text  # noqa: E402
-from badnets_utils.repo import notebook_text  # noqa: E402
+from badnets_utils.repo import KERNELSPEC, LANGUAGE_INFO, notebook_text  # noqa: E402
 
 JSON_FILE = Path("benchmarks") / "notebook_times.json"
 TABLE_FILES = (Path("README.md"), Path("docs") / "teaching.md")
@@ -126,9 +126,8 @@ def clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         widgets["state"] = {k: v for k, v in state.items() if k in keep}
     else:
         nb.metadata.pop("widgets", None)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    info = nb.metadata.get("language_info", {})
-    nb.metadata["language_info"] = {**info, "name": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = dict(LANGUAGE_INFO)
     return nb
 
 

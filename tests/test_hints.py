@@ -80,6 +80,8 @@ def check_calls() -> dict[str, tuple]:
         "07-1": (ex.check_flag_precision, None, labels, labels),
         "07-2": (ex.check_removed_poisons, None, labels, labels),
         "07-3": (ex.check_anomaly_index, None, torch.arange(10.0), 1),
+        "08-1": (ex.check_count_prediction, None, [0, 50], [100.0, 0.0]),
+        "08-2": (ex.check_top_channel, None, torch.arange(32.0)),
     }
 
 
@@ -126,3 +128,13 @@ def test_choice_questions_accept_letters_in_any_form():
         wrong = next(k for k in why if k != right)
         assert not ex.check_choice(wrong, key)
     assert not ex.check_choice(None, "03-3") and not ex.check_choice("z", "03-3")
+
+
+def test_the_08_checks_judge_answers(capsys):
+    assert ex.check_count_prediction(60, [0, 50], [100.0, 0.0], count=25) is True  # 50 % measured, within 15
+    assert ex.check_count_prediction(10, [0, 50], [100.0, 0.0], count=25) is False
+    assert ex.check_count_prediction("x", [0, 50], [100.0, 0.0]) is False
+    diff = torch.zeros(32)
+    diff[7] = 3.0
+    assert ex.check_top_channel(7, diff) is True and ex.check_top_channel(torch.tensor(7), diff) is True
+    assert ex.check_top_channel(6, diff) is False and ex.check_top_channel(32, diff) is False
