@@ -58,7 +58,8 @@ class Attack:
     source: with all-to-one, only images of this class are poisoned and attacked (the paper's single-target
         attack: digit i → j); rate and count then refer to that class's images.
     rate / count: the share of training images poisoned, or an exact number (count wins when given).
-    mode: ``replace`` stamps the chosen images in place; ``add`` appends triggered copies (the paper).
+    mode: ``add`` (the default) appends triggered copies and keeps every clean image, as the paper does (§4.1);
+        ``replace`` stamps the chosen images in place, as the popular reimplementations do.
     name: a label for tables and plots.
     """
 
@@ -73,7 +74,7 @@ class Attack:
     source: int | None = None
     rate: float | None = 0.1
     count: int | None = None
-    mode: str = "replace"
+    mode: str = "add"
     seed: int = 0
     name: str = ""
 

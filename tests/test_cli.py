@@ -121,8 +121,8 @@ def test_unreadable_trigger_and_corrupt_or_tampered_checkpoint(capsys, tmp_path,
     good = save_checkpoint(build_model("MNIST"), tmp_path / "ck" / "badnet-MNIST.pth", "MNIST")
     write_manifest(good.parent, {good.name: {"sha256": sha256_file(good)}})
     good.write_bytes(good.read_bytes() + b"tamper")
-    code, _, err = run_cli(["--load_local", "--checkpoint", str(good), "--manifest", str(good.parent / "MANIFEST.json")],
-                           capsys)  # fmt: skip
+    trusted = str(good.parent / "MANIFEST.json")
+    code, _, err = run_cli(["--load_local", "--checkpoint", str(good), "--manifest", trusted], capsys)
     assert code == 2 and "does not match" in err and len(err.strip().splitlines()) == 1
 
 

@@ -10,6 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from badnets_utils.repo import KERNELSPEC, LANGUAGE_INFO
+
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("notebook_times", ROOT / "benchmarks" / "notebook_times.py")
 T = importlib.util.module_from_spec(spec)
@@ -96,7 +98,7 @@ def test_clean_outputs_drops_progress_bars_and_foreign_widget_state():
     assert [o.get("name", o.get("output_type")) for o in cell.outputs] == ["display_data", "stdout"]
     assert cell.execution_count == 3 and "execution" not in cell.metadata
     assert set(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]) == {"aa", "cc"}
-    assert nb.metadata["kernelspec"]["display_name"] == "Python 3" and nb.metadata["language_info"]["name"] == "python"
+    assert nb.metadata["kernelspec"] == KERNELSPEC and nb.metadata["language_info"] == LANGUAGE_INFO
     cell.outputs = cell.outputs[1:]  # no widget left: no widget state
     assert "widgets" not in T.clean_outputs(nb).metadata
 

@@ -1,7 +1,6 @@
 """Shipped checkpoints: verified, reproducible, and the README's table comes from the manifest."""
 
 import json
-import shlex
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from badnets_utils.cli import main
 from badnets_utils.experiment import Attack, Budget, prepare, run
 from badnets_utils.results import (
     CIFAR,
-    RELEASE_BUDGET,
     RELEASES,
     cli_args,
     command,
@@ -116,8 +114,8 @@ def test_recorded_commands_train_what_the_library_trains(mnist_root, tmp_path, c
     attack = RELEASES["badnet-MNIST.pth"][0].replace(trigger=ROOT / "triggers" / "trigger_white.png")
     budget = Budget(epochs=1, train_limit=500, test_limit=200, device="cpu")
     lib = run(attack, budget, data_root=mnist_root, progress=False)
-    args = [*cli_args(attack, budget), "--epochs", "1", "--train_limit", "500", "--test_limit", "200",
-            "--device", "cpu", "--data_path", str(mnist_root), "--output_dir", str(tmp_path), "--no_progress"]  # fmt: skip
+    args = [*cli_args(attack, budget), "--epochs", "1", "--train_limit", "500", "--test_limit", "200", "--device",
+            "cpu", "--data_path", str(mnist_root), "--output_dir", str(tmp_path), "--no_progress"]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
     model, _ = load_checkpoint(tmp_path / "checkpoints" / "badnet-MNIST.pth", quiet=True)
     for key, value in lib.model.state_dict().items():
@@ -131,4 +129,7 @@ def test_manifest_hashes_every_shipped_trigger_and_log():
 
     listed = json.loads((CKPT / "MANIFEST.json").read_text())["files"]
     assert listed == listed_files(ROOT)
-    assert {p.relative_to(ROOT).as_posix() for p in shipped_files()} >= {*listed, *(f"checkpoints/{n}" for n in RELEASES)}
+    assert {p.relative_to(ROOT).as_posix() for p in shipped_files()} >= {
+        *listed,
+        *(f"checkpoints/{n}" for n in RELEASES),
+    }

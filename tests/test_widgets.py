@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from badnets_utils import exercises
-from badnets_utils.data import DATASETS, ImageData
-from badnets_utils.triggers import load_trigger, make_trigger
 from badnets_utils.canvas import PRESETS, check_name
+from badnets_utils.data import DATASETS, ImageData
 from badnets_utils.experiment import Budget
+from badnets_utils.triggers import load_trigger, make_trigger
 from badnets_utils.widgets import TriggerPainter
 
 
@@ -245,9 +245,10 @@ def test_bad_position_from_the_ui_goes_to_the_status_line(painter):
 
 def test_preview_follows_every_change(painter):
     seen = {bytes(painter._preview_w.value)}
-    for action in (lambda: painter.canvas.toggle(4, 4), lambda: painter.canvas.apply_preset("l_shape"),
-                   lambda: setattr(painter.canvas, "alpha", 0.3), lambda: setattr(painter.canvas, "position", "top-left"),
-                   lambda: painter.canvas.resize(3)):  # fmt: skip
+    canvas = painter.canvas
+    for action in (lambda: canvas.toggle(4, 4), lambda: canvas.apply_preset("l_shape"),
+                   lambda: setattr(canvas, "alpha", 0.3), lambda: setattr(canvas, "position", "top-left"),
+                   lambda: canvas.resize(3)):  # fmt: skip
         action()
         assert painter._preview_w.value == painter.preview_png()
         seen.add(bytes(painter._preview_w.value))
