@@ -28,10 +28,7 @@ def worker(data_path: str, train_size: int, epochs: int, rule: str) -> dict:
 
     import torch
 
-    from badnets_utils.data import load_dataset, random_subset
-    from badnets_utils.models import build_model
-    from badnets_utils.poison import poison_train_set
-    from badnets_utils.triggers import make_trigger
+    from badnets_utils.experiment import Attack, Budget, prepare, train
 
     train_module = importlib.import_module("badnets_utils.train")  # the package's `train` is something else
     used = [torch.get_num_threads()]
@@ -44,10 +41,10 @@ def worker(data_path: str, train_size: int, epochs: int, rule: str) -> dict:
     torch.set_num_threads = record
     if rule == "default":  # torch's own choice: one thread per physical core, whatever else runs
         train_module.choose_threads = torch.get_num_threads
-    data = random_subset(load_dataset("MNIST", train=True, root=data_path), train_size, seed=0)
-    data = poison_train_set(data, make_trigger("white", 5), 0.1, target_label=1)
+    budget = Budget(epochs=epochs, train_limit=train_size, test_limit=1000, device="cpu")
+    setup = prepare(Attack(), budget, data_root=data_path)
     start = time.perf_counter()
-    train_module.fit(build_model("MNIST"), data, epochs=epochs, device="cpu", progress=False)
+    train(setup, budget, progress=False)  # the pipeline's training (per-epoch evaluation on 1,000 test images)
     return {"fit_s": time.perf_counter() - start, "threads": used}
 
 

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from badnets_utils.experiment import final_metrics, prepare, run
+from badnets_utils.experiment import Attack, Budget, load_data, prepare, run
 
 
 def main() -> None:
@@ -28,10 +28,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = p.parse_args()
+    budget = Budget(epochs=args.epochs, lr=args.lr)
+    data = load_data("MNIST", budget, data_root=args.data_path)
 
     def setup(rate, seed, mode="replace"):
-        return prepare("MNIST", "triggers/trigger_white.png", 5, rate, seed=seed, data_root=args.data_path,
-                       poison_mode=mode)  # fmt: skip
+        return prepare(Attack(trigger="white", trigger_size=5, rate=rate, seed=seed, mode=mode), budget, data)
 
     def clean_54k(seed):
         replaced, clean = setup(0.1, seed), setup(0.0, seed)
@@ -48,10 +49,8 @@ def main() -> None:
     print(f"{'training set':<20} {'images':>7} {'poisoned':>8} {'TCA':>7} {'ASR':>7}", flush=True)
     for name, make in runs:
         s = make()
-        model, _ = run(s, epochs=args.epochs, lr=args.lr, optimizer="adam", progress=False)
-        m = final_metrics(model, s)
-        print(f"{name:<20} {len(s.train):>7} {len(s.train.poison_indices):>8} {m['tca']:>7.4f} {m['asr']:>7.4f}",
-              flush=True)  # fmt: skip
+        r = run(s.attack, budget, setup=s, progress=False)
+        print(f"{name:<20} {len(s.train):>7} {len(s.train.poison_indices):>8} {r.tca:>7.4f} {r.asr:>7.4f}", flush=True)
 
 
 if __name__ == "__main__":
