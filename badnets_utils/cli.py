@@ -157,10 +157,11 @@ def train_command(argv: list[str]) -> int:
 
 def download_command(argv: list[str]) -> int:
     p = Parser(prog="badnets download", description="Download datasets into the data root (torchvision's layout).")
-    p.add_argument("--dataset", default="all", help=f"{', '.join(DATASETS)} or all")
+    p.add_argument("--dataset", nargs="+", default=["all"], help=f"one or more of {', '.join(DATASETS)}, or all")
     p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
     args = p.parse_args(argv)
-    names = list(DATASETS) if args.dataset.lower() == "all" else [canonical_name(args.dataset)]
+    wanted = [d for d in args.dataset if d.lower() != "all"]
+    names = list(DATASETS) if len(wanted) < len(args.dataset) else [canonical_name(d) for d in wanted]
     for name in names:
         root = download_dataset(name, args.data_path)
         print(f"{name}: ready in {root}")
