@@ -19,24 +19,13 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SIZE = 5
 CLICKS = [(0, 4), (2, 2), (4, 0), (1, 1), (3, 2), (1, 1)]  # (1, 1) twice: painted, then erased
 EXPECTED = {(0, 4), (2, 2), (4, 0), (3, 2)}
@@ -126,30 +115,6 @@ def _env(tmp: Path) -> dict:
     return env
 
 
-def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"Notebook exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"Notebook did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
 def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
     major = _ipywidgets_major()
     if major != 7:
@@ -183,7 +148,7 @@ def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
         proc = subprocess.Popen(cmd, env=_env(tmp_path), stdout=log_file, stderr=subprocess.STDOUT, cwd=work)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
+        wait_for_server(f"{base}/api/status?token={token}", proc, log, "Notebook")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
@@ -223,7 +188,7 @@ def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
             finally:
                 browser.close()
     finally:
-        _stop(proc)
+        stop(proc)
 
     saved = save_dir / f"{NAME}.png"
     assert saved.is_file(), f"Save did not write {saved.name}:\n{log.read_text()[-2000:]}"

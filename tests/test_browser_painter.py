@@ -20,25 +20,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SIZE = 5
 CLICKS = [(0, 0), (1, 3), (2, 2), (4, 1), (3, 4), (1, 3)]  # (1, 3) twice: painted, then erased
 EXPECTED = {(0, 0), (2, 2), (4, 1), (3, 4)}
@@ -105,30 +94,6 @@ def _jupyter_env(tmp: Path, data_root: Path) -> dict:
     return env
 
 
-def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"JupyterLab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
 @contextlib.contextmanager
 def _jupyterlab(tmp_path: Path, root_dir: Path, data_root, expose_app: bool = False) -> Iterator[tuple[str, str]]:
     """A JupyterLab server on ``root_dir`` (isolated settings, free port); yields its base URL with the token."""
@@ -145,10 +110,10 @@ def _jupyterlab(tmp_path: Path, root_dir: Path, data_root, expose_app: bool = Fa
         proc = subprocess.Popen(cmd, env=_jupyter_env(tmp_path, data_root), stdout=log_file, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
+        wait_for_server(f"{base}/api/status?token={token}", proc, log, "JupyterLab")
         yield base, token
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _browser_tools():
