@@ -38,3 +38,24 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+def write_notebook(folder: Path, sources: list[str]) -> Path:
+    """``folder/painter.ipynb`` holding one code cell per source, unexecuted (what the browser tests open)."""
+    import json
+
+    cells = [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources
+    ]
+    nb = {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = folder / "painter.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path

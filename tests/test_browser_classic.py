@@ -12,7 +12,6 @@ In the main venv (ipywidgets 8, no Notebook 6) it is skipped with its reason; wi
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server
+from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server, write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 5
@@ -85,21 +84,7 @@ def _write_notebook(folder: Path, save_dir: Path) -> Path:
         "painter.widget"
     )
 
-    def cell(source):
-        return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
-
-    nb = {
-        "cells": [cell(setup), cell(painter)],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    path = folder / "painter.ipynb"
-    path.write_text(json.dumps(nb), encoding="utf-8")
-    return path
+    return write_notebook(folder, [setup, painter])
 
 
 def _env(tmp: Path) -> dict:

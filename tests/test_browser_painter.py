@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server
+from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server, write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 5
@@ -52,18 +52,7 @@ def _write_notebook(folder: Path) -> Path:
         f"painter = TriggerPainter('MNIST', size={SIZE}, save_dir='saved')\n"
         "painter.widget"
     )
-    nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": code}],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    path = folder / "painter.ipynb"
-    path.write_text(json.dumps(nb), encoding="utf-8")
-    return path
+    return write_notebook(folder, [code])
 
 
 def _jupyter_env(tmp: Path, data_root: Path) -> dict:
