@@ -152,24 +152,35 @@ def _unpack(blob: object, path: Path) -> tuple[dict, dict]:
     return state, dict(config)
 
 
+def _brief(value: object) -> str:
+    """A one-line, short repr of a config value (tensors and containers by their type)."""
+    if isinstance(value, (str, int, float)) or value is None:
+        return repr(value)[:40]
+    return f"a {type(value).__name__}"
+
+
 def _check_int(path: Path, config: dict, key: str, allowed: list[int] | range, default: int) -> int:
     """``config[key]`` (``default`` when absent) as an int in ``allowed``, else a one-line error."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
         shown = f"{allowed.start}..{allowed.stop - 1}" if isinstance(allowed, range) else allowed
-        raise CheckpointError(f"cannot load {path}: config {key} {value!r} is not allowed; allowed: {shown}")
+        raise CheckpointError(f"cannot load {path}: config {key} {_brief(value)} is not allowed; allowed: {shown}")
     return value
 
 
 def _check_config(path: Path, config: dict, state: dict, dataset: str | None) -> tuple[str, int]:
     """Validate the config before any model is built; returns (dataset name, num_classes)."""
     wanted = canonical_name(dataset) if dataset is not None else None  # a bad argument: its own one-line error
-    raw = config.get("dataset") or wanted or "MNIST"
+    raw = config.get("dataset")
+    if raw is None or (isinstance(raw, str) and not raw):  # absent: the argument's, else MNIST
+        raw = wanted or "MNIST"
     try:
-        name = canonical_name(raw) if isinstance(raw, str) else canonical_name(repr(raw))
+        if not isinstance(raw, str):
+            raise ValueError(raw)
+        name = canonical_name(raw)
     except ValueError:
         raise CheckpointError(
-            f"cannot load {path}: config dataset {raw!r} is unknown; allowed: {', '.join(DATASETS)}"
+            f"cannot load {path}: config dataset {_brief(raw)} is unknown; allowed: {', '.join(DATASETS)}"
         ) from None
     if wanted is not None and name != wanted:
         raise CheckpointError(f"checkpoint {path} was trained on {name}, not {dataset}")

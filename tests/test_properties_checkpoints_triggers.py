@@ -140,6 +140,20 @@ def test_crafted_checkpoints_load_or_fail_in_one_line(tmp_path_factory, blob):
     assert 2 <= config["num_classes"] <= 1000
 
 
+@pytest.mark.parametrize(
+    "config",
+    [{"dataset": torch.tensor([])}, {"dataset": torch.zeros(3, 3)}, {"dataset": 0}, {"dataset": ["MNIST"]},
+     {"num_classes": torch.zeros(2, 2)}, {"in_channels": torch.tensor(1)}, {"image_size": "28\n28"}],
+)  # fmt: skip
+def test_config_values_of_any_type_fail_in_one_line(tmp_path, config):
+    """Found by the property test above: an empty tensor as the dataset name crashed the truth test."""
+    path = tmp_path / "c.pth"
+    torch.save({"model_state": REFERENCE, "config": config}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, quiet=True)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("payload", [b"", b"\x80\x04K\x01.", b"PK\x03\x04" + bytes(100)])
 def test_non_checkpoint_bytes_fail_in_one_line(tmp_path, payload):
