@@ -6,11 +6,32 @@ import argparse
 import sys
 
 
+def _allowed(action: argparse.Action | None) -> str:
+    """What a flag accepts, in words: its choices, its type, else its help text."""
+    if action is None:
+        return "a value"
+    if action.choices:
+        return ", ".join(map(str, action.choices))
+    return {int: "an integer", float: "a number"}.get(action.type) or action.help or "a value"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line with exit code 2."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        """As argparse's, but ``--flag=--`` is refused by name (argparse would silently read it as an empty list)."""
+        for token in sys.argv[1:] if args is None else args:
+            if token == "--":
+                break
+            flag, eq, value = token.partition("=")
+            if eq and value == "--" and flag.startswith("-"):
+                action = next((a for a in self._actions if flag in a.option_strings), None)
+                allowed = _allowed(action)
+                self.error(f"argument {flag}: '--' is not a value (it ends the options); allowed: {allowed}")
+        return super().parse_known_args(args, namespace)
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, body, errors=(ValueError, OSError)) -> int:

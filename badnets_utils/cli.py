@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         handler = train_command
     try:
         return handler(argv)
+    except SystemExit as stop:  # --help, or a bad flag argparse already reported in one line
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
     except (ValueError, DatasetNotFoundError, CheckpointError) as err:
         print(f"badnets: error: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,3 +74,9 @@ def test_unknown_names_are_refused(word, capsys, tmp_path):
                           ("--optimizer", ("adam", "sgd")), ("--poison_mode", ("replace", "add"))):  # fmt: skip
         if word not in allowed:
             _one_line_refusal(*_run([f"{flag}={word}"], capsys, tmp_path), repr(word))
+
+
+@pytest.mark.parametrize("flag", ["--attack", "--epochs", "--lr", "--dataset", "--trigger_path"])
+def test_a_double_dash_value_is_refused_by_name(flag, capsys, tmp_path):
+    """Found by the property test above: argparse read ``--attack=--`` as an empty list, and the error showed ``[]``."""
+    _one_line_refusal(*_run([f"{flag}=--"], capsys, tmp_path), f"argument {flag}: '--'")
