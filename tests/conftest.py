@@ -12,7 +12,7 @@ from badnets_utils.data import CIFAR_FOLDER, DatasetNotFoundError, load_dataset,
 
 # Property tests: the suite (CI) replays the same examples every run, so a red CI always reproduces; the
 # "explore" profile draws fresh ones (`pytest tests/test_properties_*.py --hypothesis-profile=explore`), which is how
-# new bugs are found before they land (see docs/architecture.md, "Tests").
+# new bugs are found before they land (docs/architecture.md, "Tests").
 try:  # the Colab-like CI environment runs only the painter's tests, without Hypothesis
     from hypothesis import settings
 except ImportError:
