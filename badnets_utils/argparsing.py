@@ -34,12 +34,20 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
+def exit_status(stop: SystemExit) -> int:
+    """The exit status a caught SystemExit stands for (argparse's: 0 after --help, 2 after a bad flag)."""
+    if stop.code is None or isinstance(stop.code, int):
+        return stop.code or 0
+    print(stop.code, file=sys.stderr)  # a message, as Python itself would print it
+    return 1
+
+
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, body, errors=(ValueError, OSError)) -> int:
     """Parse ``argv`` and call ``body(args)``; a bad flag or one of ``errors`` is one line on stderr and exit 2."""
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as stop:  # --help, or a bad flag already reported in one line
-        return int(stop.code or 0)
+        return exit_status(stop)
     try:
         return body(args)
     except errors as err:

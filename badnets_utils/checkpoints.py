@@ -175,13 +175,13 @@ def _check_config(path: Path, config: dict, state: dict, dataset: str | None) ->
     if raw is None or (isinstance(raw, str) and not raw):  # absent: the argument's, else MNIST
         raw = wanted or "MNIST"
     try:
-        if not isinstance(raw, str):
-            raise ValueError(raw)
-        name = canonical_name(raw)
+        name = canonical_name(raw) if isinstance(raw, str) else None
     except ValueError:
+        name = None
+    if name is None:
         raise CheckpointError(
             f"cannot load {path}: config dataset {_brief(raw)} is unknown; allowed: {', '.join(DATASETS)}"
-        ) from None
+        )
     if wanted is not None and name != wanted:
         raise CheckpointError(f"checkpoint {path} was trained on {name}, not {dataset}")
     channels, size, _ = DATASETS[name]["shape"]

@@ -11,7 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from .argparsing import Parser
+from .argparsing import Parser, exit_status
 from .checkpoints import CheckpointError, load_checkpoint
 from .data import DATASETS, DatasetNotFoundError, canonical_name, download_dataset
 from .experiment import (
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(argv)
     except SystemExit as stop:  # --help, or a bad flag argparse already reported in one line
-        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
+        return exit_status(stop)
     except (ValueError, DatasetNotFoundError, CheckpointError) as err:
         print(f"badnets: error: {err}", file=sys.stderr)
         return 2

@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-RULES = ("auto", "default", "one")
+LABELS = {"auto": "automatic rule", "default": "torch default", "one": "one thread"}  # thread rules, in words
+RULES = tuple(LABELS)
 
 
 def worker(data_path: str, train_size: int, epochs: int, rule: str) -> dict:
@@ -111,10 +112,9 @@ def main() -> None:
     cores = physical_cores()
     print(f"{args.train_size} MNIST images, {args.epochs} epochs, {cores} physical cores, {args.copies} copies")
     print(f"before: {machine_load()}", flush=True)
-    lone = {rule: alone(args, rule) for rule in ("auto", "default", "one")}
-    for rule, label in (("auto", "automatic rule"), ("default", "torch default"), ("one", "one thread")):
-        fit, wall = lone[rule]
-        print(f"alone, {label + ':':16s}fit {fit:.1f} s (process {wall:.1f} s)")
+    lone = {rule: alone(args, rule) for rule in RULES}
+    for rule, (fit, wall) in lone.items():
+        print(f"alone, {LABELS[rule] + ':':16s}fit {fit:.1f} s (process {wall:.1f} s)")
     print(f"lone-run loss of the rule: {100 * (lone['auto'][0] / lone['default'][0] - 1):+.1f} % (target <= 10 %)")
     print(f"now: {machine_load()}", flush=True)
     fair = args.copies * lone["one"][0] / cores
@@ -126,9 +126,9 @@ def main() -> None:
         together = launch(args, "auto", args.copies)
         worst.append(max(r["fit_s"] for r in together))
         print(f"{args.copies} at once, automatic rule: {describe(together)}", flush=True)
-    ratio = statistics.median(worst) / fair
-    print(f"automatic rule, slowest of {args.copies} (median of {args.repeats}): {statistics.median(worst):.1f} s; "
-          f"/ fair share = {ratio:.2f} (target <= 1.3)")  # fmt: skip
+    slowest = statistics.median(worst)
+    print(f"automatic rule, slowest of {args.copies} (median of {args.repeats}): {slowest:.1f} s; "
+          f"/ fair share = {slowest / fair:.2f} (target <= 1.3)")  # fmt: skip
     if not args.skip_default_concurrent:
         crowded = launch(args, "default", args.copies)
         worst_default = max(r["fit_s"] for r in crowded)

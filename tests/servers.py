@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.request
@@ -42,8 +43,6 @@ def stop(proc: subprocess.Popen) -> None:
 
 def write_notebook(folder: Path, sources: list[str]) -> Path:
     """``folder/painter.ipynb`` holding one code cell per source, unexecuted (what the browser tests open)."""
-    import json
-
     cells = [
         {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources
     ]
