@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .data import ImageData
 from .files import atomic_write_text
 from .metrics import confusion_matrix
+from .progress import tqdm
 
 LOSSES = ("cross", "mse")
 OPTIMIZERS = ("adam", "sgd")
