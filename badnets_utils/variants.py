@@ -11,9 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .experiment import RANDOM, Attack, Result, build_trigger
+from .models import BadNet
 from .plots import BAD, new_figure, to_display
 from .triggers import apply_trigger, random_positions
 
@@ -57,10 +59,21 @@ def format_table(results: Sequence[Row]) -> str:
 
 
 def _baseline_line(ax, baseline: float | None) -> None:
-    """The clean model's ASR as a reference line: what the trigger does to a model without a backdoor."""
+    """The clean model's ASR as a reference line (what the trigger does to a model without a backdoor), labelled
+    on the plot too: near 0 % the line itself lies on the x-axis."""
     if baseline is not None:
-        ax.axhline(100 * baseline, color="gray", ls="--", lw=1.2,
-                   label=f"clean model's ASR ({100 * baseline:.1f} %)")  # fmt: skip
+        text = f"clean model's ASR: {100 * baseline:.2f} %"
+        ax.axhline(100 * baseline, color="gray", ls="--", lw=1.2, label=text)
+        ax.annotate(
+            f"▼ {text}",
+            (0.01, 100 * baseline),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 3),
+            textcoords="offset points",
+            fontsize=10,
+            color="dimgray",
+            va="bottom",
+        )
 
 
 def variant_examples(variants: Sequence[Attack], images: torch.Tensor, seed: int = 0) -> Figure:
@@ -128,4 +141,49 @@ def ablation_plot(
     ax.set_ylim(0, 105)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, never on the data
+    return fig
+
+
+# ----------------------------------------------------------------------------- what the convolutions see
+
+
+def reach(model: BadNet, image_size: tuple[int, int] = (28, 28)) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every input pixel: how many output positions of conv1, and of conv2, have it in their window.
+
+    Pure geometry of the model's layers (kernel sizes, padding, pooling; not the weights): the same layers with
+    all-ones kernels and no ReLU are a positive linear map, so an output position depends on a pixel exactly
+    where its gradient is positive. Returns two (H, W) integer tensors (the receptive-field figure of notebook 06).
+    """
+    c1, pool, c2 = model.conv1[0], model.conv1[2], model.conv2[0]
+    x = torch.ones(1, 1, *image_size, requires_grad=True)
+    first = F.conv2d(x, torch.ones(1, 1, *c1.kernel_size), padding=c1.padding)
+    second = F.conv2d(F.avg_pool2d(first, pool.kernel_size), torch.ones(1, 1, *c2.kernel_size), padding=c2.padding)
+    (conv1,) = torch.autograd.grad(first.sum(), x, retain_graph=True)  # all-ones kernel: windows per pixel
+    conv2 = torch.zeros(image_size, dtype=torch.long)
+    for value in second.flatten():
+        (g,) = torch.autograd.grad(value, x, retain_graph=True)
+        conv2 += (g[0, 0] > 0).long()
+    return conv1[0, 0].round().long(), conv2
+
+
+def reach_figure(model: BadNet, positions: Sequence[tuple[int, int]], image: torch.Tensor | None = None) -> Figure:
+    """How many conv1 and conv2 windows see each pixel (``reach``), with the tested trigger ``positions`` marked;
+    ``image``: a digit drawn faintly underneath for scale."""
+    counts = reach(model)
+    fig = new_figure(9.4, 4.0)
+    axes = fig.subplots(1, 2)
+    for ax, values, name in zip(axes, counts, ("conv1 (5×5 windows on the image)", "conv2 (after pooling)"),
+                                strict=True):  # fmt: skip
+        im = ax.imshow(values.numpy(), cmap="viridis", vmin=0)
+        if image is not None:
+            ax.imshow(to_display(image), cmap="gray", alpha=0.25, vmin=0, vmax=255)
+        for r, c in positions:
+            ax.plot(c, r, "s", ms=7, mfc="none", mec="red", mew=1.8)
+            ax.annotate(str(int(values[r, c])), (c, r), xytext=(-9, -6), textcoords="offset points", color="red",
+                        fontsize=11, ha="right", fontweight="bold")  # fmt: skip
+        ax.set_xticks([0, 7, 14, 21, 27])
+        ax.set_yticks([0, 7, 14, 21, 27])
+        ax.set_title(f"output positions of {name}\nthat see each pixel", fontsize=11)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle("Where a one-pixel trigger can be seen (red squares: the positions tested; red numbers: the counts)")
     return fig
