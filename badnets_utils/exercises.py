@@ -42,7 +42,7 @@ def _report(ok: bool, message: str) -> bool:
 # Two hints per exercise: 1 = a conceptual nudge, 2 = the tool or API to use. Never the solution code.
 HINTS: dict[str, tuple[str, str]] = {
     "01-1": (
-        "every image has one label; the labels of the training split are a tensor you can compare with a number.",
+        "every image has one label; the labels are a tensor you can compare with a number.",
         "comparing a tensor with a number gives a boolean tensor; `.sum()` counts its True values "
         "and `.item()` turns a 0-d tensor into a Python number.",
     ),
