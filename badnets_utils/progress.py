@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import time
+import uuid
 
 from tqdm.std import tqdm as text_tqdm
 
@@ -21,11 +23,26 @@ MIN_INTERVAL_S = 0.5  # between two redraws of a notebook bar: each redraw is a 
 BAR_WIDTH_PX = 240
 
 
-def _show(bundle: dict):
-    """Display ``bundle`` (mimetype -> content) and return its handle (``.update(bundle, raw=True)``)."""
-    from IPython.display import display
+def _shell():
+    """The running IPython shell, or None. Never imports IPython: a kernel has loaded it already."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
 
-    return display(bundle, raw=True, display_id=True)
+
+class _Display:
+    """One output of the running kernel, shown once and then replaced in place (what IPython's display_id does)."""
+
+    def __init__(self, bundle: dict) -> None:
+        self.pub, self.transient = _shell().display_pub, {"display_id": uuid.uuid4().hex}
+        self.pub.publish(data=bundle, metadata={}, transient=self.transient)
+
+    def update(self, bundle: dict, raw: bool = True) -> None:
+        self.pub.publish(data=bundle, metadata={}, transient=self.transient, update=True)
+
+
+def _show(bundle: dict) -> _Display:
+    """Display ``bundle`` (mimetype -> content); the returned handle's ``update(bundle)`` replaces it."""
+    return _Display(bundle)
 
 
 class HTMLBar(text_tqdm):
@@ -79,11 +96,7 @@ class HTMLBar(text_tqdm):
 
 def in_notebook() -> bool:
     """True in a Jupyter kernel (an IPython shell with a kernel: JupyterLab, Notebook, Colab, VS Code)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
+    shell = _shell()
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
