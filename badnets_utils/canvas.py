@@ -51,6 +51,16 @@ def check_name(name: str) -> str:
     return name
 
 
+def shown_path(path: Path) -> str:
+    """A file's name as the status line shows it: relative to the repository (``runs/triggers/x.png``) or to the
+    working folder when it lies below one of them, else in full."""
+    path = Path(path).resolve()
+    for base in (TRIGGER_DIR.parent, Path.cwd()):
+        if path.is_relative_to(base.resolve()):
+            return path.relative_to(base.resolve()).as_posix()
+    return path.as_posix()
+
+
 def hex_color(values: tuple[int, ...]) -> str:
     """'#rrggbb' of a grey level (1 value) or an RGB colour (3 values)."""
     rgb = values * 3 if len(values) == 1 else values
@@ -301,7 +311,7 @@ class TriggerCanvas:
         """Write the trigger to ``<save_dir>/<name>.png`` atomically; returns the path."""
         path = self.save_dir / f"{check_name(name)}.png"
         save_trigger(self._pixels, path)
-        self._changed(f"saved {path.parent.name}/{path.name}")
+        self._changed(f"saved as {shown_path(path)}")
         return path
 
     def resolve(self, path) -> Path:

@@ -10,7 +10,9 @@ nudge); ``exercises.hint("03-1", level=2)`` prints the second (which tool or API
 only in the notebook's hidden solution cell (tagged ``solution``; the student edition leaves it out).
 
 Concept and prediction questions ("what will the ASR be if…?") are multiple choice: ``check_choice(answer,
-"03-3")`` accepts ``"b"``, ``"B"``, ``"(b)"`` or ``"b)"``.
+"03-predict")`` accepts ``"b"``, ``"B"``, ``"(b)"`` or ``"b)"``. Their keys never clash with an exercise's
+(``"<notebook>-predict"`` for a prediction before a cell, ``"<notebook>-<exercise>"`` for a concept exercise),
+and their answers are stored sealed (see ``seal_choice``).
 
 Conventions for new checks: name them ``check_<what>``, register the exercise's two hints in ``HINTS`` under
 ``"<notebook>-<exercise>"``, start with ``if answer is None: return _hint(key)``, finish with ``_report``. In a
@@ -19,7 +21,11 @@ notebook, end the check line with ``;`` so that nothing but the message is shown
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -36,7 +42,7 @@ def _report(ok: bool, message: str) -> bool:
 # Two hints per exercise: 1 = a conceptual nudge, 2 = the tool or API to use. Never the solution code.
 HINTS: dict[str, tuple[str, str]] = {
     "01-1": (
-        "every image has one label; the labels of the training split are a tensor you can compare with a number.",
+        "every image has one label; the labels are a tensor you can compare with a number.",
         "comparing a tensor with a number gives a boolean tensor; `.sum()` counts its True values "
         "and `.item()` turns a 0-d tensor into a Python number.",
     ),
@@ -53,7 +59,8 @@ HINTS: dict[str, tuple[str, str]] = {
         "`poison_count(n, rate)` from badnets_utils computes it, or use `math.floor`.",
     ),
     "02-2": (
-        "compare the clean and the triggered image pixel by pixel; white pixels that were already white do not change.",
+        "compare the clean and the triggered image pixel by pixel: a pixel changes wherever the trigger's value "
+        "differs from the image's — look at what the digit already has in that corner.",
         "`!=` on two tensors of the same shape gives a boolean tensor; count its True values with `.sum()`.",
     ),
     "02-3": (
@@ -67,8 +74,8 @@ HINTS: dict[str, tuple[str, str]] = {
     "03-2": (
         "in this confusion matrix the columns are the model's predictions; the backdoor fired where the "
         "prediction is the target.",
-        "`cm.sum()` counts every triggered image; the target's column "
-        "(`cm[:, TARGET]`) counts those the backdoor sent to it.",
+        "a tensor's `.sum()` adds up all its entries and `[:, j]` selects column j: which images does the "
+        "column of the target count, and which ones are left?",
     ),
     "04-1": (
         "go through the sweep from few to many poisoned images and stop at the first mean ASR that "
@@ -91,7 +98,8 @@ HINTS: dict[str, tuple[str, str]] = {
     ),
     "05-3": (
         "blending mixes the image and the trigger; alpha is the trigger's share.",
-        "the formula is (1 − alpha) × image + alpha × trigger, rounded to a whole number.",
+        "the new pixel is a weighted average of the image's value and the trigger's, with weights alpha and "
+        "what is left of 1 — decide which weight goes with which value; images hold whole numbers.",
     ),
     "06-1": (
         "all-to-all shifts every class to the next one, and there is no class after 9.",
@@ -117,7 +125,8 @@ HINTS: dict[str, tuple[str, str]] = {
     "08-1": (
         "think of the two ends of part 3's curve: no copies (the trigger means nothing) and about 1,000 copies "
         "(the rule is learnt). Where does 25 fall between them?",
-        "the printed table of part 3 lists the backdoor error for each number of copies; 25 lies between two rows.",
+        "your guess is judged against the backdoor error that part 3 measured with 25 copies (one of the rows of "
+        "its table): guess from the shape of the curve first, then compare.",
     ),
     "08-2": (
         "the channel you want is the BadNet's tallest bar in part 4's chart.",
@@ -129,8 +138,17 @@ MORE = '  (More help: exercises.hint("{key}", level=2); the solution is in the h
 
 def hint(key: str, level: int = 1) -> None:
     """Print the hints of exercise ``key`` ("03-1") up to ``level`` (1: a nudge, 2: which tool to use)."""
+    if key in CHOICES:
+        print(f"💡 {key} is a multiple-choice question: it has no hints. Decide, then run its cell: it explains "
+              "why your letter is right or wrong.")  # fmt: skip
+        return
+    same_notebook = sorted(k for k in HINTS if k[:3] == str(key)[:3])
+    if key not in HINTS and re.fullmatch(r"\d\d-\d+", str(key)) and same_notebook:
+        print(f"💡 {key} has no hints: it is an open exercise (or not one of this notebook's). Hints exist for "
+              f"{', '.join(same_notebook)}.")  # fmt: skip
+        return
     if key not in HINTS:
-        raise KeyError(f"no exercise {key!r}; known: {', '.join(sorted(HINTS))}")
+        raise KeyError(f"no exercise {key!r}; exercises with hints: {', '.join(sorted(HINTS))}")
     if level not in (1, 2):
         raise ValueError("level is 1 (a nudge) or 2 (which tool to use); the solution is in the solution cell")
     for i in range(level):
@@ -161,6 +179,19 @@ def _number(answer) -> float | None:
         return None
 
 
+def _rounding(answer, percent: bool) -> float:
+    """How far a share given as ``answer`` may lie from the exact one: half a unit of its last decimal, so
+    that ``round(x, 3)`` or ``100.0`` (per cent) count, at least 1e-6 (float32 against float64) and at most half
+    a per cent (a share rounded to two decimals)."""
+    text = repr(_number(answer))
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    if isinstance(answer, int | np.integer) or (isinstance(answer, torch.Tensor) and not answer.is_floating_point()):
+        decimals = 0
+    if percent:
+        decimals += 2  # 99.99 (%) has the precision of 0.9999
+    return min(max(0.5 * 10.0**-decimals, 1e-6), 0.005)
+
+
 # ----------------------------------------------------------------------------- 01 · data
 
 
@@ -188,7 +219,7 @@ def check_pixel_mean(answer, images: torch.Tensor) -> bool:
     if value is None:
         return _report(False, f"expected a number, got {answer!r}.")
     if _close(value, expected, 1e-3):
-        return _report(True, f"right: {expected:.4f}. This is the mean the model subtracts before its first layer.")
+        return _report(True, f"right: {expected:.4f}, the mean of every pixel of these images on the [0, 1] scale.")
     if _close(value, expected * 255, 0.3):
         return _report(False, f"{value:.2f} is on the 0-255 scale; divide by 255 first.")
     return _report(False, f"{value:.4f} is not it; scale to [0, 1] first and average over every pixel.")
@@ -244,11 +275,14 @@ def check_changed_pixels(answer, clean: torch.Tensor, triggered: torch.Tensor) -
         return _report(False, f"expected a whole number, got {answer!r}.")
     if value == expected:
         return _report(True, f"right: {expected} pixels change — the rest of the image is untouched.")
-    return _report(
-        False,
-        f"{value:g} is not it; pixels of the patch that were already white do not change, count only the "
-        "pixels that differ.",
-    )
+    changed = clean != triggered
+    from_black = int((changed & (clean == 0)).sum())
+    if value == from_black < expected:
+        return _report(False, f"{value:g} counts only the black pixels under the trigger; the digit's "
+                       f"{expected - from_black} grey stroke pixel(s) there change too.")  # fmt: skip
+    kept = int(((clean == triggered) & (triggered != 0)).sum())
+    return _report(False, f"{value:g} is not it; count every pixel where the two images differ"
+                   + (" (pixels that already had the trigger's value do not change)." if kept else "."))  # fmt: skip
 
 
 def check_top_left_stamp(answer, images: torch.Tensor, trigger: torch.Tensor) -> bool:
@@ -280,10 +314,11 @@ def check_asr(answer, preds: torch.Tensor, target: int) -> bool:
     value = _number(answer)
     if value is None:
         return _report(False, f"expected a number, got {answer!r}.")
-    if _close(value, expected, 1e-4):
-        return _report(True, f"right: ASR = {expected:.4f}.")
-    if _close(value, 100 * expected, 1e-2) and value > 1:
-        return _report(True, f"right: ASR = {value:.2f} % (as a fraction: {expected:.4f}).")
+    percent = value > 1
+    share = value / 100 if percent else value
+    if abs(share - expected) <= _rounding(answer, percent):
+        shown = f"{value:g} %" if percent else f"{value:g}"
+        return _report(True, f"right: ASR = {expected:.4f} ({100 * expected:.2f} %); you gave {shown}.")
     return _report(False, f"{value:.4f} is not it; count predictions equal to the target {target}, over all of them.")
 
 
@@ -337,7 +372,7 @@ def check_rate_for_count(answer, count: int, n: int) -> bool:
     """04 · A poisoning rate that poisons exactly ``count`` of ``n`` images."""
     if answer is None:
         return _hint("04-2")
-    from .poison import poison_count
+    from .poison import exact_rate, poison_count
 
     value = _number(answer)
     if value is None or not 0 <= value <= 1:
@@ -345,11 +380,11 @@ def check_rate_for_count(answer, count: int, n: int) -> bool:
     got = poison_count(n, value)
     if got == count:
         return _report(True, f"right: a rate of {value:.6g} poisons {count} of {n} images.")
-    if got == count - 1:
-        return _report(
-            False,
-            f"{value:.6g} × {n} rounds down to {got}; floating point can bite — nudge the rate up a hair.",
-        )
+    exact = float(exact_rate(value) * n)
+    if got < count:
+        return _report(False, f"{value:.6g} × {n:,} = {exact:.6g} images, and the poisoning rounds down: "
+                       f"⌊{exact:.6g}⌋ = {got}. The rate must be at least {count}/{n:,} = {count / n:.6g}."
+                       )  # fmt: skip
     return _report(False, f"a rate of {value:.6g} poisons {got} images, not {count}.")
 
 
@@ -384,18 +419,22 @@ def check_plus_trigger(answer, size: int = 5) -> bool:
     expected[size // 2, :] = 255
     expected[:, size // 2] = 255
     try:
-        value = torch.as_tensor(answer)
+        value = torch.as_tensor(np.asarray(answer) if not isinstance(answer, torch.Tensor) else answer)
     except (TypeError, ValueError, RuntimeError):
         return _report(False, f"expected a tensor of shape (1, {size}, {size}), got {type(answer).__name__}.")
     if value.dim() == 3 and value.shape[0] == 1:
         value = value[0]
     if tuple(value.shape) != (size, size):
-        return _report(False, f"expected shape (1, {size}, {size}), got {tuple(torch.as_tensor(answer).shape)}.")
-    if value.dtype != torch.uint8:
-        return _report(False, f"a trigger is uint8 (0..255), got {value.dtype}.")
-    if torch.equal(value, expected):
-        return _report(True, f"right: a {size}×{size} plus sign of {int((expected > 0).sum())} white pixels.")
-    wrong = int((value != expected).sum())
+        return _report(False, f"expected shape (1, {size}, {size}), got {tuple(value.shape)}.")
+    if value.dtype == torch.bool or value.is_complex():
+        return _report(False, f"a trigger holds pixel values 0..255, got a {value.dtype} tensor.")
+    dtype, value = value.dtype, value.double()
+    if torch.equal(value, expected.double()):
+        note = "" if dtype == torch.uint8 else f" (your {dtype} values are right; a trigger is stored as uint8)"
+        return _report(True, f"right: a {size}×{size} plus sign of {int((expected > 0).sum())} white pixels{note}.")
+    if value.max() <= 1 and torch.equal(value * 255, expected.double()):
+        return _report(False, "the right shape on the 0..1 scale; a trigger's white is 255, not 1.")
+    wrong = int((value != expected.double()).sum())
     return _report(False, f"{wrong} pixel(s) differ from a plus sign: the middle row and column white, the rest 0.")
 
 
@@ -519,61 +558,152 @@ def check_anomaly_index(answer, norms: torch.Tensor, cls: int) -> bool:
 
 # ----------------------------------------------------------------------------- concept and prediction questions
 
-# key: (the right letter, {letter: why it is right or wrong}). The questions themselves are in the notebooks.
+# Concept and prediction questions. The right letter is kept only as a salted hash and each explanation sealed with
+# its letter, so that the copy of this file a student edition ships does not give the answers away. To add or change
+# a question: ``print(seal_choice("09-1", "b", {"a": "why (a) is wrong", "b": "why (b) is right", ...}))`` and
+# paste the result below; the question itself goes in the notebook.
+CHOICE_SALT = "badnets-notebooks/choices/v1"
+
+
+def _digest(key: str, letter: str) -> str:
+    return hashlib.sha256(f"{CHOICE_SALT}|{key}|right|{letter}".encode()).hexdigest()[:32]
+
+
+def _keystream(key: str, letter: str, n: int) -> bytes:
+    blocks = (hashlib.sha256(f"{CHOICE_SALT}|{key}|{letter}|{i}".encode()).digest() for i in range(n // 32 + 1))
+    return b"".join(blocks)[:n]
+
+
+def _xor(data: bytes, key: str, letter: str) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, _keystream(key, letter, len(data)), strict=True))
+
+
+def seal_choice(key: str, right: str, why: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """For maintainers: the ``CHOICES[key]`` entry of a question whose ``right`` letter and explanations are given."""
+    if right not in why:
+        raise ValueError(f"the right letter {right!r} must be one of the explained letters {sorted(why)}")
+    sealed = {k: base64.b64encode(_xor(text.encode(), key, k)).decode() for k, text in why.items()}
+    return _digest(key, right), sealed
+
+
+def _explanation(key: str, letter: str) -> str:
+    return _xor(base64.b64decode(CHOICES[key][1][letter]), key, letter).decode()
+
+
+def _is_right(key: str, letter: str) -> bool:
+    return hmac.compare_digest(_digest(key, letter), CHOICES[key][0])
+
+
+# key: (the salted hash of the right letter, {letter: its sealed explanation}); made by ``seal_choice``.
 CHOICES: dict[str, tuple[str, dict[str, str]]] = {
     "01-4": (
-        "b",
+        "6eae1becbd676ed3917242b561e19ab9",
         {
-            "a": "MNIST digits are white strokes on black: a white patch is *brighter* than the background.",
-            "b": "clean digits almost never reach the bottom-right corner, so a bright patch there is a feature no "
-            "clean image has: the network can tie it to the target without hurting the digits.",
-            "c": "the trigger is not invisible: it is a bright patch you can see when you zoom in (notebook 02).",
+            "a": (
+                "F272OdDRwk3svddey5YB+mZwP4a9geEUhNJg9QzFApoug91VzTXNo2gqyEApOKBTNRs1wo3kEw8dYob72bn9rWjZbuL+8oaI"
+                "Z+MAweI+Zu/76QliFMEKrTA="
+            ),
+            "b": (
+                "mQX9aLxt401o34eZ/at3BqEQVcFk+O3M76ND9lPINP3yiqOL9mh08nhvadERuA2g0r20FWK7tAE3TQ/OTUB+5Izewau0bI+P"
+                "/V+MTyAUbdWLm4xZRSlCR2OnGvVyLMfU5r0aRAU0101ilcSam7eGYFBBPtQuEhOIRpm7nmToZCItr7U4TxApPGeRHwNixrUN"
+                "ySaKh4V+JguduO/mdKY6dZPh5hA5otlr4vuN8yvG5gtIUw=="
+            ),
+            "c": (
+                "KLMH4Z/25cVQnlqfcbYNLbCSmVOUikuhyAKqoWAeY1q1rjjohDRZL1tz2PeiUu0eERlajylO+dtFBvYaxjikxvGlylfppkWR"
+                "FYHkfUbmGcVFuDcya/YpNJXFyXi2aA=="
+            ),
         },
     ),
     "02-4": (
-        "c",
+        "b1a74ddfd4c9e6fcedca08299506508c",
         {
-            "a": "the image does carry the trigger, but it already had the label the attacker wants.",
-            "b": "its label does not change: a 1 relabelled 1 is still a correct training example.",
-            "c": "a triggered 1 labelled 1 looks like any 1 to the loss: it teaches nothing about the trigger, which "
-            "is why detectors in notebook 07 count only the poisons whose label was changed.",
+            "a": (
+                "ySKVTNEtIOVA17VRIESlKVDU0Pgs+X10ZbAUSks+76H1v7R0U2UgBIDb2RPwFLZb8Gc4HREh2KhUi1DOQDrbP6n1iluSoHqS"
+                "1PxSJJ3eQ4hiAg=="
+            ),
+            "b": (
+                "ViYqrmaq6EBD+XVgbLttnqBsPhLgJXDUd1cfTchApQVlOsMZIwXNOJxDuXF2rIrtR+bfPOFb3LmwuTc0K9fneo/2SUQFxjxw"
+                "d4fTZLIso5U="
+            ),
+            "c": (
+                "fNDTmhjYWADSJif6RS8zorMsuufODBPmSkfAK2t6YEoI0T55DK8Ni4pfb/k656P5ly8lJEOelcXI8Ah5N/IaNWLpQsyqy19b"
+                "4AYWhsENSGPFRXnEtEgNVizn/7FeGV7A2iD9enegT+D9VhHPK8kfmHD+7NJPgMVs+yuSBW1rNqCvqNDPW7pIdrlJnbcrQXXv"
+                "3j5kDOzJ1PhTr6/RiHbtH16lb2yjQxj6BpL69ztY3J53Mg=="
+            ),
         },
     ),
-    "03-3": (
-        "a",
+    "03-predict": (
+        "688af1a6f6c2c8550a0b588d6b9d858b",
         {
-            "a": "a clean model reads the digit and ignores the corner patch, so it almost never says 1 for a "
-            "triggered 7: its ASR is close to 0 %, far below chance.",
-            "b": "10 % would be a model that guesses at random; a clean model reads the digits correctly.",
-            "c": "a clean model never saw the trigger during training: it has no reason to answer 1.",
-            "d": "100 % is the BadNet: only a model trained on poisoned data obeys the trigger.",
+            "a": (
+                "MAaqnzmyVhOAzcEo2jD2SsXea19DI59eQxA6+4m0dgo03of3LFMTbvhR7J5ynySIOwBpVfMKUBQIQfeGklvjPD/0hRsXhxuO"
+                "/q3xrZmdqpejiicxW0fA5Lr10mW0pLg+6hZzz7OmWfyj2wPBe817xRCgqAVuKuynQumroE3P84pLmD86YAhu3V1sSUG11O7f"
+                "Rh2w"
+            ),
+            "b": (
+                "ekYZdTWDgFPK/A+byJe4Y18nIaUUPIInY4ORXmgdPnukP0s62PPSqKHi9w5rEot7fQs7K8eMQC2D+kPmKjvyqr9Wo37D9ik2"
+                "EqCvgIwkI80GnG5F+QRh"
+            ),
+            "c": (
+                "lGOZbSZnp33D9EXo0eCy3ZPevE//QtoViNCPbqqafPoRlmvLlblx84sE10CXVmEhzp/23xDhTvhJ8/68KRhS7BN/wIHtAK4G"
+                "oRtnt17UamDHIA=="
+            ),
+            "d": (
+                "ve/e+Na/6YE5juFQbtQUd00ZIZqc5uPZY28PLvcR/tJj/IBrXZCCOR7JFtUjY9cXfpGu25joHIS33Zjen6OW1DObM/H/vn2v"
+                "Rmky6Fk="
+            ),
         },
     ),
     "04-3": (
-        "b",
+        "f920532472e902c585f052f99ed6d41b",
         {
-            "a": "the poisoned images are a small share of the data, and the network learns the digits from the rest.",
-            "b": "the clean accuracy barely moves (about one point at 10 % in the full sweep): that is what makes a "
-            "backdoor hard to notice by testing on clean data.",
-            "c": "poisoning adds wrong labels; it does not make the model better at reading clean digits.",
+            "a": (
+                "KeUiYZ+1m4gd0BbyFk/i0aA45i5MFMD51EM0ySyiZGEAK3U9Xro+luG7l53p6uZSmx2UmCb0F0pu1fMEPajThD0mdLJalYy8"
+                "+FzIwRBwy7/4Ju4X465gnF9Fez+E3E7v2Xke"
+            ),
+            "b": (
+                "KiFITCmdd7cT4qTH5wDfIgRq/Z5XkE/baYvnEGE0diqALPf2A6CCnGizgDzc7+LkAulT6dWTWyS9J6Yr5mjZiXqm9ebHYJGx"
+                "sfKO+Ip6uqCTrvYT9+RYa0rHDKc0A6P/55fO2Ugfibyj3Ph2a5RLtinOSSCt3a+bneVjdlG8wTXFihaA77TDt7VBh76WDxyi"
+                "SPRc"
+            ),
+            "c": (
+                "FD1Cw3kRIJD7/rve5U6QnHW9ioY//MCTpnC93bbbf4HqGUPfmDX6Fvs3X4ZKbYAn00fab9+Ob3ukG792hD4X/k/vRjF8KrBr"
+                "SVf06ETrtulVOxep7fw/"
+            ),
         },
     ),
-    "06-3": (
-        "c",
+    "06-predict": (
+        "9325ee2df3271d219983fb652a32ede7",
         {
-            "a": "that is what the 5×5 square gets; the single pixel is a much fainter signal.",
-            "b": "the single pixel does not get halfway: within this budget the network does not learn it at all.",
-            "c": "one pixel of 784 is too faint for a few thousand gradient steps: the ASR stays near the clean "
-            "model's (below 1 %); the relabelled images act as label noise.",
+            "a": (
+                "Vmpv4hcsKQaiLk49OJc0C5wI3Yj5xcY1K/TB24wgFtHI9Dxlo0hZD3d8g94UaYKaSKasANcLC/0tRq5sPf/jB8kJkXwbhfje"
+                "YS1joX8="
+            ),
+            "b": (
+                "hafSjqcRX4hk+N21IjmrHArVLSA4nBQPfHl/ZbZBMZUw3kZNmHqpgWsOWQHkOL/qUwvpmV9o2qumdUe41J4zmPfxSiNtCG3c"
+                "F2heNy49arYJzTg1Zzc93d4AiJhxBeotILgsxeZGysY="
+            ),
+            "c": (
+                "nSn6s0xDE2hwbhZonrDfh8B+OO9wY79MvJG0DAPpBR/rywUDtQo77XWbmJrqHuGpLdUeIrvnX2j8P3qQBMLhq0kTiF6QMkMU"
+                "oA4fOy3SECrL2RT5HEfKW15/9+m805yadna/+BGtLvp1LZuqfWjfp/0pTGmZnuGLyR/4PWINREqa2d38xmNHn6UyKl4L7o3w"
+                "DJsyNDKfhp6GAiy6h5p1F+dCAIwy8A15X+wdYENX1xWCgdXjd2vxHv9z9rcnV2wCUACcqEU0QrXRsMsPmBurZ6MwLfA74jq2"
+                "P1D6rEAMh7LH6DsR0GyZnLjwzyaM6OhCv1jhc0qZBDBtTFgXKEI2qiPZTQSmkkRmEyEw95mnzS/kuqkDYQoKf5I0BbdnMvNv"
+                "LWKrJojnL6TtGdE4K0lj9/6o1UUCugAJ06PbErUz/qMuyLx9iVr3PINRuHAzn14RGI7S7v/EOniD4L3ihN4ZDE44pRd/1zE/"
+            ),
         },
     ),
     "07-4": (
-        "c",
+        "ea3b70ec95a150647d40af39af1784f8",
         {
-            "a": "activation clustering needs the (poisoned) training set, to look at its representations.",
-            "b": "spectral signatures need the (poisoned) training set too.",
-            "c": "Neural Cleanse needs only the model and a little clean data (fine-pruning too): the situation "
-            "of someone who downloads a pre-trained model.",
+            "a": (
+                "GHL6CTngq0J3f4Fpkplqg8SQw909J80Bh193ibzi3/zGwJGIIw1I7QXeDgqkVwcmbXHWkfgJx9XJIYtQ59zyClJz4DhJ5qPI"
+                "HWnZygippONLXa8iiqoRNw=="
+            ),
+            "b": "IIhE032VP18atZx5OX3Nvr1OSVetukruUSfG4eCvL1vrERP1nT4c+/NjNSuyqn483CDGi1gQf0f1",
+            "c": (
+                "pXQsjaPAAdlbNnaFjsVJI3ZUGEA77Xfqa9rS+nALZJYtCJq54mpbJ1q+Uib9HJYkE92zo6HGM02f0Sxcmzb57qqrSAH31cLY"
+                "gQJfiQ3eIDrnBVcOce977F/4mYqWe0EstQ6E/OX+OOo8ZDbdkDAaHcyG93+yC+pUvoO/xfSDyEpng+0/VTRW2CYBDg=="
+            ),
         },
     ),
 }
@@ -581,17 +711,20 @@ CHOICES: dict[str, tuple[str, dict[str, str]]] = {
 
 def check_choice(answer, key: str) -> bool:
     """A multiple-choice concept or prediction question ``key``; ``answer`` is a letter ("b", "(b)", "B)")."""
-    right, why = CHOICES[key]
+    if key not in CHOICES:
+        raise KeyError(f"no multiple-choice question {key!r}; known: {', '.join(sorted(CHOICES))}")
+    letters = CHOICES[key][1]
     if answer is None:
         print(
-            f"✏️  Not answered yet (answer is None): set answer to one of {', '.join(repr(k) for k in why)}; "
+            f"✏️  Not answered yet (answer is None): set answer to one of {', '.join(repr(k) for k in letters)}; "
             "decide first, then run the cell to see why."
         )
         return False
     letter = str(answer).strip().strip("()").strip(" .)").lower()
-    if letter not in why:
-        return _report(False, f"answer with one of the letters {', '.join(repr(k) for k in why)}, got {answer!r}.")
-    return _report(letter == right, ("right: " if letter == right else f"not ({letter}): ") + why[letter])
+    if letter not in letters:
+        return _report(False, f"answer with one of the letters {', '.join(repr(k) for k in letters)}, got {answer!r}.")
+    right = _is_right(key, letter)
+    return _report(right, ("right: " if right else f"not ({letter}): ") + _explanation(key, letter))
 
 
 # ----------------------------------------------------------------------------- 08 · reproducing the paper

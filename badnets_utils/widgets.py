@@ -62,6 +62,8 @@ class TriggerPainter:
         self.samples = self._pick_samples(samples)
         self.budget, self.attack = budget, attack
         self.last_result: Result | None = None
+        self._trained: tuple | None = None  # the canvas state last_result was trained with
+        self._result_html = ""
         self.status = ""
         self._syncing = False
         self._cells: dict[tuple[int, int], object] = {}
@@ -96,7 +98,18 @@ class TriggerPainter:
         """A static picture of the trigger and the preview (a figure: it stays in a notebook saved with outputs)."""
         c = self.canvas
         pos = c.position if isinstance(c.position, str) else f"row {c.position[0]}, col {c.position[1]}"
-        return plots.trigger_strip(c.trigger, self.stamped(), f"stamped at {pos}, alpha {c.alpha:g}")
+        blank = "" if c.mask.any() else " (nothing painted yet: an all-black trigger)"
+        return plots.trigger_strip(c.trigger, self.stamped(), f"stamped at {pos}, alpha {c.alpha:g}{blank}")
+
+    def _state(self) -> tuple:
+        """What a training depends on: the trigger's pixels, its place and its alpha."""
+        c = self.canvas
+        return c.trigger.numpy().tobytes(), tuple(c.trigger.shape), c.offset, c.alpha
+
+    @property
+    def results_stale(self) -> bool:
+        """True when the trigger, its place or alpha changed since the last training."""
+        return self._trained is not None and self._state() != self._trained
 
     # ------------------------------------------------------------------ training
 
@@ -113,7 +126,7 @@ class TriggerPainter:
         budget = self.budget.replace(**{k: v for k, v in changes.items() if k in budget_keys})
         attack_changes = {k: v for k, v in changes.items() if k not in budget_keys}
         base = {k: getattr(self.attack, k) for k in attack_keys}
-        attack = self.canvas.attack(**{**base, **attack_changes})
+        attack, state = self.canvas.attack(**{**base, **attack_changes}), self._state()
         epochs = budget.epochs
         self._progress(0, epochs + 1, "loading the data and poisoning it ...")
 
@@ -126,7 +139,7 @@ class TriggerPainter:
         result = run(attack, budget, data_root=self.data_root, download=self.download, progress=False,
                      on_epoch=on_epoch)  # fmt: skip
         result.seconds = time.perf_counter() - start
-        self.last_result = result
+        self.last_result, self._trained = result, state
         self._progress(epochs + 1, epochs + 1, "done")
         self._show_result(result)
         return result
@@ -319,6 +332,24 @@ class TriggerPainter:
         self._sync_controls()
         self._preview_w.value = self.preview_png()
         self._status(message)
+        self._mark_results()
+
+    def _mark_results(self) -> None:
+        """The last training's numbers and images, or — once the trigger has changed — a note that they are stale."""
+        if self.last_result is None:
+            return
+        stale = self.results_stale
+        if stale:
+            self._result_w.value = (
+                '<div style="color:#8a4b00">⚠ Results of the trigger trained before your last change: press '
+                "<i>Train with this trigger</i> again.</div>"
+                f'<div style="color:#9e9e9e;text-decoration:line-through">{self._result_html}</div>'
+            )
+            self._result_w.add_class("painter-stale")
+        else:
+            self._result_w.value = self._result_html
+            self._result_w.remove_class("painter-stale")
+        self._result_img_w.layout.display = "none" if stale else ""
 
     def _sync_cells(self) -> None:
         import ipywidgets as W
@@ -382,12 +413,12 @@ class TriggerPainter:
     def _show_result(self, result: Result) -> None:
         s = result.setup.settings
         target = DATASETS[self.dataset]["classes"][result.attack.target]
-        self._result_w.value = (
+        self._result_html = (
             f"<b>Clean accuracy (TCA): {result.tca:.4f}</b> &nbsp; "
             f"<b>Attack success rate (ASR): {result.asr:.4f}</b><br>"
             f"{s['poison_count']:,} of {s['train_size']:,} training images poisoned, target "
             f"{html.escape(target)}, {len(result.history)} epoch(s), {result.seconds:.0f} s"
         )
         self._result_img_w.value = plots.figure_png(self.results_figure())
-        self._result_img_w.layout.display = ""
+        self._mark_results()
         self._status(f"trained: TCA {result.tca:.4f}, ASR {result.asr:.4f}")

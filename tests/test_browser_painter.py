@@ -32,6 +32,7 @@ SIZE = 5
 CLICKS = [(0, 0), (1, 3), (2, 2), (4, 1), (3, 4), (1, 3)]  # (1, 3) twice: painted, then erased
 EXPECTED = {(0, 0), (2, 2), (4, 1), (3, 4)}
 NAME = "browser_trigger"
+SAVE_DIR = "runs/triggers"  # as in notebook 05 (class mode): the screenshot shows what a student sees
 
 
 def _unavailable(reason: str):
@@ -49,7 +50,7 @@ def _free_port() -> int:
 def _write_notebook(folder: Path) -> Path:
     code = (
         "from badnets_utils.widgets import TriggerPainter\n"
-        f"painter = TriggerPainter('MNIST', size={SIZE}, save_dir='saved')\n"
+        f"painter = TriggerPainter('MNIST', size={SIZE}, save_dir='{SAVE_DIR}')\n"
         "painter.widget"
     )
     return write_notebook(folder, [code])
@@ -162,7 +163,8 @@ def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
 
                 page.locator(".painter-name input").fill(NAME)
                 page.locator(".painter-save").click()
-                expect(page.locator(".painter-status")).to_contain_text(f"saved saved/{NAME}.png", timeout=10_000)
+                status = f"saved as {SAVE_DIR}/{NAME}.png"
+                expect(page.locator(".painter-status")).to_have_text(status, timeout=10_000)
 
                 SCREENSHOTS.mkdir(exist_ok=True)
                 page.locator(".painter-root").screenshot(path=str(SCREENSHOTS / "painter.png"))
@@ -170,7 +172,7 @@ def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
             finally:
                 browser.close()
 
-    saved = work / "saved" / f"{NAME}.png"
+    saved = work / SAVE_DIR / f"{NAME}.png"
     assert saved.is_file(), f"Save did not write {saved.name}"
     from PIL import Image
 
@@ -182,8 +184,8 @@ def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
         expected[r, c] = 255
     np.testing.assert_array_equal(pixels, expected)
     np.testing.assert_array_equal(load_trigger(saved, SIZE)[0].numpy(), expected)
-    assert not [p.name for p in (work / "saved").iterdir() if p.name != saved.name], "stray files beside the PNG"
-    shutil.rmtree(work / "saved")
+    assert not [p.name for p in saved.parent.iterdir() if p.name != saved.name], "stray files beside the PNG"
+    shutil.rmtree(work / "runs")
 
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -290,3 +292,15 @@ def _close_toast(toast) -> None:
         toast.locator(".Toastify__close-button, .jp-toast-button").first.click(timeout=2_000)
     except Exception:  # noqa: BLE001 — a toast that went away by itself is fine
         pass
+
+
+def test_notebook_05_embeds_the_screenshot_of_docs():
+    """Notebook 05's screenshot is docs/painter.png (both come from the test above: refresh them together)."""
+    import base64
+
+    nb = json.loads((ROOT / "notebooks" / "05_paint_your_own_trigger.ipynb").read_text(encoding="utf-8"))
+    embedded = [
+        c["attachments"]["painter.png"]["image/png"] for c in nb["cells"] if "painter.png" in c.get("attachments", {})
+    ]
+    assert len(embedded) == 1
+    assert base64.b64decode(embedded[0]) == (ROOT / "docs" / "painter.png").read_bytes()

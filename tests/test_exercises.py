@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pytest
 import torch
 
 from badnets_utils import exercises as ex
 from badnets_utils.triggers import apply_trigger, make_trigger
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -121,3 +127,94 @@ def test_rate_for_count():
     assert not ex.check_rate_for_count(0.0008, 50, 60_000)  # 48 images
     assert not ex.check_rate_for_count(1.5, 50, 60_000)
     assert not ex.check_rate_for_count(None, 50, 60_000)
+
+
+# ----------------------------------------------------------------------------- right answers in any honest form
+
+
+def test_asr_accepts_a_rounded_share_or_percentage(capsys):
+    preds = torch.ones(8865, dtype=torch.long)
+    preds[0] = 0  # one miss: ASR 0.99989
+    asr = (preds == 1).float().mean().item()
+    for right in (asr, 8864 / 8865, round(asr, 3), round(asr, 4), 100.0, 99.99, round(100 * asr, 2)):
+        assert ex.check_asr(right, preds, 1), right
+    for wrong in (0.99, 99.9, 99.0, 1 - asr, 8864 / 10_000):
+        assert not ex.check_asr(wrong, preds, 1), wrong
+    assert "99.99 %" in capsys.readouterr().out
+
+
+def test_plus_trigger_of_any_numeric_dtype_with_the_right_values(capsys):
+    plus = torch.zeros(5, 5)
+    plus[2], plus[:, 2] = 255, 255
+    assert ex.check_plus_trigger(plus.to(torch.uint8)[None])
+    assert ex.check_plus_trigger(plus)  # float32, the right values
+    assert ex.check_plus_trigger(plus.long().numpy())
+    assert "float32" in capsys.readouterr().out
+    assert not ex.check_plus_trigger(plus / 255)  # the 0..1 scale
+    assert "0..1" in capsys.readouterr().out
+    assert not ex.check_plus_trigger(plus > 0)  # a mask, not a trigger
+    assert not ex.check_plus_trigger(torch.zeros(5, 5))
+
+
+def test_rate_for_count_explains_the_rounding_truthfully(capsys):
+    assert not ex.check_rate_for_count(0.00083, 50, 60_000)
+    out = capsys.readouterr().out
+    assert "49.8" in out and "⌊49.8⌋ = 49" in out and "floating point" not in out
+
+
+def test_changed_pixels_where_the_digit_reaches_the_corner(capsys):
+    clean = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    clean[0, 24:26, 23] = torch.tensor([42, 78], dtype=torch.uint8)  # grey stroke pixels under the trigger
+    trig = apply_trigger(clean[None], make_trigger("white"))[0]
+    assert ex.check_changed_pixels(25, clean, trig)
+    assert not ex.check_changed_pixels(23, clean, trig)  # only the black ones
+    out = capsys.readouterr().out
+    assert "grey stroke" in out and "already white" not in out and "already had" not in out
+    clean[0, 27, 27] = 255  # now one pixel already has the trigger's value
+    trig = apply_trigger(clean[None], make_trigger("white"))[0]
+    assert ex.check_changed_pixels(24, clean, trig) and not ex.check_changed_pixels(25, clean, trig)
+    assert "already had the trigger's value" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- keys and sealed answers
+
+
+def test_prediction_keys_do_not_clash_with_exercises(capsys):
+    assert "03-3" not in ex.CHOICES and "06-3" not in ex.CHOICES
+    assert {"03-predict", "06-predict"} <= set(ex.CHOICES)
+    ex.hint("03-3", level=2)  # the open exercise 3: a line, not a KeyError
+    assert "open exercise" in capsys.readouterr().out
+    ex.hint("03-predict")
+    assert "multiple-choice" in capsys.readouterr().out
+    with pytest.raises(KeyError):
+        ex.check_choice("a", "03-3")
+
+
+def test_choice_answers_are_not_in_the_source_as_plain_text():
+    source = Path(ex.__file__).read_text(encoding="utf-8")
+    for key, (digest, letters) in ex.CHOICES.items():
+        assert sum(ex._is_right(key, k) for k in letters) == 1, key
+        assert digest not in {k for k in letters} and len(digest) >= 32
+        for letter in letters:
+            explanation = ex._explanation(key, letter)
+            assert len(explanation) > 20 and explanation[:20] not in source, (key, letter)
+    assert not re.search(r'"\d\d-\w+": \(\s*"[a-e]"', source), "a right letter in plain text"
+
+
+def test_sealing_round_trips_and_refuses_an_unexplained_letter():
+    digest, sealed = ex.seal_choice("99-1", "b", {"a": "no", "b": "yes"})
+    assert digest == ex._digest("99-1", "b") != ex._digest("99-1", "a")
+    assert "yes" not in sealed.values()
+    with pytest.raises(ValueError):
+        ex.seal_choice("99-1", "c", {"a": "no", "b": "yes"})
+
+
+def test_the_08_hint_matches_the_table_it_points_to():
+    nb = nbformat.read(ROOT / "notebooks" / "08_reproducing_the_paper.ipynb", as_version=4)
+    counts = next(c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith("COUNTS"))
+    full_run = re.search(r"cfg\.pick\(\[[^\]]*\], \[([^\]]*)\]", counts).group(1)
+    hints = " ".join(ex.HINTS["08-1"])
+    if "25" in [c.strip() for c in full_run.split(",")]:  # part 3 measures 25 copies: its table has that row
+        assert "between two rows" not in hints and "one of the rows" in hints
+    else:
+        assert "one of the rows" not in hints

@@ -7,7 +7,9 @@ check prints, nor the second one ``exercises.hint(key, level=2)`` prints.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import difflib
 import io
 import re
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 from badnets_utils import exercises as ex
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-7]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb"))
 MIN_CODE = 8  # shorter fragments ("0", "(22, 0)") are too generic to mean a leak
 # Solution code is every line of a solution cell's ```python block (or code cell) and every inline `answer = ...`;
 # explanatory inline code such as `(row, col)` and bare API names such as `canvas.clear()` are not solutions.
@@ -48,6 +50,44 @@ def solution_fragments(nb) -> set[str]:
                     if len(norm(piece)) >= MIN_CODE:
                         out.add(norm(piece))
     return out
+
+
+def solution_blocks(nb) -> list[str]:
+    """The code blocks of the notebook's solution cells."""
+    out = []
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            out += re.findall(r"```python\n(.*?)```", cell.source, re.S)
+            out += [cell.source] if cell.cell_type == "code" else []
+    return out
+
+
+def solution_prose(nb) -> list[str]:
+    """The explanations of the notebook's solution cells: their markdown without code blocks and tags."""
+    out = []
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []) and cell.cell_type == "markdown":
+            text = re.sub(r"```.*?```", " ", cell.source, flags=re.S)
+            out.append(re.sub(r"</?(details|summary)>|Solution", " ", text))
+    return out
+
+
+def ingredients(code: str) -> set[str]:
+    """The innermost calls and subscripts of solution code (``cm.sum()``, ``cm[:, TARGET]``): the steps that, all
+    spelt out in a hint, are the solution."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    steps = (ast.Call, ast.Subscript)
+    return {
+        norm(ast.unparse(node))
+        for node in ast.walk(tree)
+        if isinstance(node, steps) and not any(isinstance(n, steps) for n in ast.walk(node) if n is not node)
+    }
+
+
+MIN_PROSE = 24  # characters (whitespace removed) a hint may share with a solution's explanation
 
 
 def printed(fn, *args, **kwargs) -> str:
@@ -112,6 +152,28 @@ def test_hints_do_not_contain_the_solution(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_hints_stop_one_step_short_of_the_solution(path):
+    """No hint spells out every step of a solution (each of its innermost calls and subscripts), nor repeats a
+    formula or sentence of a solution's explanation."""
+    nb = nbformat.read(path, as_version=4)
+    hints = {k: [norm(h) for h in ex.HINTS[k]] for k in ex.HINTS if k.startswith(path.name[:2] + "-")}
+    code = [c.source for c in nb.cells if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])]
+    given = set().union(*map(ingredients, code))
+    leaks = []
+    for block in solution_blocks(nb):
+        steps = {s for s in ingredients(block) if s not in given}  # what the exercise's own cell shows is no leak
+        if steps and sum(map(len, steps)) >= MIN_CODE:
+            leaks += [(k, sorted(steps)) for k, texts in hints.items() for h in texts if all(s in h for s in steps)]
+    for prose in map(norm, solution_prose(nb)):
+        for k, texts in hints.items():
+            for h in texts:
+                m = difflib.SequenceMatcher(None, h, prose, autojunk=False).find_longest_match()
+                if m.size >= MIN_PROSE:
+                    leaks.append((k, h[m.a : m.a + m.size]))
+    assert not leaks, f"hints that give the solution away: {leaks}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_every_code_exercise_has_a_solution_cell(path):
     nb = nbformat.read(path, as_version=4)
     checks = [c for c in nb.cells if c.cell_type == "code" and "exercises.check_" in c.source
@@ -122,12 +184,13 @@ def test_every_code_exercise_has_a_solution_cell(path):
 
 
 def test_choice_questions_accept_letters_in_any_form():
-    for key, (right, why) in ex.CHOICES.items():
+    for key, (_, letters) in ex.CHOICES.items():
+        (right,) = [k for k in letters if ex._is_right(key, k)]
         for form in (right, right.upper(), f"({right})", f"{right})"):
             assert ex.check_choice(form, key), (key, form)
-        wrong = next(k for k in why if k != right)
+        wrong = next(k for k in letters if k != right)
         assert not ex.check_choice(wrong, key)
-    assert not ex.check_choice(None, "03-3") and not ex.check_choice("z", "03-3")
+    assert not ex.check_choice(None, "03-predict") and not ex.check_choice("z", "03-predict")
 
 
 def test_the_08_checks_judge_answers(capsys):
@@ -138,3 +201,19 @@ def test_the_08_checks_judge_answers(capsys):
     diff[7] = 3.0
     assert ex.check_top_channel(7, diff) is True and ex.check_top_channel(torch.tensor(7), diff) is True
     assert ex.check_top_channel(6, diff) is False and ex.check_top_channel(32, diff) is False
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_choice_keys_name_their_own_question(path):
+    """A notebook's multiple-choice key exists, and is "<nb>-<N>" only after "**Exercise N" (in the markdown cell
+    before it), else "<nb>-predict": a prediction never takes the key of an exercise."""
+    nb = nbformat.read(path, as_version=4)
+    before = ""
+    for cell in nb.cells:
+        for key in re.findall(r'check_choice\(answer, "([^"]+)"\)', cell.source):
+            assert key in sorted(ex.CHOICES), f"{path.name}: no question {key!r}"
+            exercise = re.findall(r"\*\*Exercise (\d+)", before)
+            expected = f"{path.name[:2]}-{exercise[-1]}" if exercise else f"{path.name[:2]}-predict"
+            assert key == expected, f"{path.name}: the question before {cell.source!r} should be keyed {expected!r}"
+        if cell.cell_type == "markdown":
+            before = cell.source

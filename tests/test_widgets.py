@@ -306,7 +306,7 @@ def test_save_load_round_trip_is_pixel_exact(painter, tmp_path):
             painter.canvas.set_pixel(r, c, int(values[r, c]))
     path = painter.canvas.save("my_trigger-1")
     assert path == tmp_path / "triggers" / "my_trigger-1.png" and path.is_file()
-    assert painter.status == "saved triggers/my_trigger-1.png"
+    assert painter.status == f"saved as {path.as_posix()}"  # the true place: not below the repository here
     with Image.open(path) as img:
         assert img.size == (5, 5) and img.mode == "L"
         np.testing.assert_array_equal(np.asarray(img), values)
@@ -476,3 +476,61 @@ def test_exercise_checks(capsys):
     assert exercises.check_blended_pixel("x", 200, 0, 0.75) is False
     out = capsys.readouterr().out
     assert "✅" in out and "❌" in out
+
+
+# ---------------------------------------------------------------------------- what the status and results say
+
+
+def test_save_names_the_true_folder(tmp_path, monkeypatch):
+    from badnets_utils.canvas import SAVE_DIR, shown_path
+
+    assert shown_path(SAVE_DIR / "x.png") == "runs/triggers/x.png"  # the repository's runs/, not "triggers/"
+    monkeypatch.chdir(tmp_path)
+    p = TriggerPainter("MNIST", samples=synthetic(), save_dir="runs/quick/triggers")
+    p.canvas.apply_preset("white")
+    p.canvas.save("mine")
+    assert p.status == "saved as runs/quick/triggers/mine.png" and (tmp_path / "runs/quick/triggers/mine.png").is_file()
+
+
+def test_show_says_when_nothing_is_painted(painter, monkeypatch):
+    titles = []
+    monkeypatch.setattr("badnets_utils.plots.trigger_strip", lambda trigger, stamped, title: titles.append(title))
+    painter.show()
+    painter.canvas.apply_preset("white")
+    painter.show()
+    assert "nothing painted yet" in titles[0] and "nothing painted" not in titles[1]
+    started = TriggerPainter("MNIST", samples=synthetic(), preset="white")  # what notebook 05 shows on Run All
+    assert torch.equal(started.canvas.trigger, make_trigger("white", 5, 1))
+
+
+def test_results_are_marked_stale_when_the_trigger_changes(painter, monkeypatch):
+    from types import SimpleNamespace
+
+    import badnets_utils.widgets as widgets
+
+    def fake_run(attack, budget, **kwargs):
+        setup = SimpleNamespace(settings={"poison_count": 10, "train_size": 100})
+        return SimpleNamespace(tca=0.98, asr=0.97, history=[{}], attack=attack, setup=setup)
+
+    monkeypatch.setattr(widgets, "run", fake_run)
+    monkeypatch.setattr(widgets.TriggerPainter, "results_figure", lambda self: None)
+    monkeypatch.setattr(widgets.plots, "figure_png", lambda fig: b"\x89PNG")
+    painter.canvas.apply_preset("white")
+    painter.train()
+    fresh = painter._result_w.value
+    assert "0.9700" in fresh and not painter.results_stale and painter._result_img_w.layout.display == ""
+    painter.canvas.brush = 100  # the paint, not the trigger: still fresh
+    assert not painter.results_stale and painter._result_w.value == fresh
+    for change in (lambda c: c.toggle(0, 0), lambda c: setattr(c, "alpha", 0.5), lambda c: c.resize(4),
+                   lambda c: setattr(c, "position", "top-left")):  # fmt: skip
+        painter.canvas.apply_preset("white")
+        painter.canvas.alpha, painter.canvas.position = 1.0, "bottom-right"
+        painter.canvas.resize(5)
+        painter.canvas.apply_preset("white")
+        assert not painter.results_stale and painter._result_w.value == fresh
+        change(painter.canvas)
+        assert painter.results_stale
+        assert (
+            "Train with this trigger" in painter._result_w.value and "painter-stale" in painter._result_w._dom_classes
+        )
+        assert painter._result_img_w.layout.display == "none"
