@@ -122,19 +122,48 @@ def format_all_to_all(rows: Sequence[dict]) -> str:
 # ----------------------------------------------------------------------------- inside the BadNet
 
 
-def first_layer_filters(models: dict[str, BadNet]) -> Figure:
-    """The 16 first-layer (conv1) filters of each model, one row per model, on a shared grey scale per row."""
-    fig = new_figure(0.75 * 16 + 1.5, 1.0 * len(models) + 0.4)
-    axes = np.atleast_2d(fig.subplots(len(models), 16, squeeze=False))
-    for row, (name, model) in enumerate(models.items()):
-        w = model.conv1[0].weight.detach().cpu()[:, 0]
+def first_layer_filters(models: dict[str, BadNet], highlight: int | None = None) -> Figure:
+    """The 16 first-layer (conv1) filters of each model, one row per model on a shared grey scale per row; with two
+    models, a third row shows their difference (second − first) on its own scale. ``highlight``: a filter framed
+    in red in every row."""
+    rows = {name: model.conv1[0].weight.detach().cpu()[:, 0] for name, model in models.items()}
+    if len(rows) == 2:
+        (a, wa), (b, wb) = rows.items()
+        rows[f"{b} − {a}"] = wb - wa
+    fig = new_figure(0.75 * 16 + 1.5, 1.0 * len(rows) + 0.6)
+    axes = np.atleast_2d(fig.subplots(len(rows), 16, squeeze=False))
+    for row, (name, w) in enumerate(rows.items()):
         lim = float(w.abs().max())
         for j in range(16):
-            axes[row, j].imshow(w[j].numpy(), cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
-            axes[row, j].set_xticks([])
-            axes[row, j].set_yticks([])
+            ax = axes[row, j]
+            ax.imshow(w[j].numpy(), cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == highlight:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2.5)
+            if row == 0:
+                ax.set_title(str(j), fontsize=10)
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
     return fig
+
+
+def filter_changes(clean: BadNet, badnet: BadNet) -> torch.Tensor:
+    """Per conv1 filter: how much the BadNet's weights differ from the clean model's, relative to the clean
+    filter's size (‖w_bad − w_clean‖ / ‖w_clean‖)."""
+    wc, wb = (m.conv1[0].weight.detach().cpu().flatten(1) for m in (clean, badnet))
+    return (wb - wc).norm(dim=1) / wc.norm(dim=1)
+
+
+@torch.no_grad()
+def filter_response(model: BadNet, clean: torch.Tensor, triggered: torch.Tensor) -> torch.Tensor:
+    """Per conv1 filter (after ReLU and pooling): mean activation on triggered minus on clean uint8 images."""
+    model.eval()
+    dev = next(model.parameters()).device
+    a = model.conv1(model.normalize(clean.to(dev))).mean((0, 2, 3))
+    b = model.conv1(model.normalize(triggered.to(dev))).mean((0, 2, 3))
+    return (b - a).cpu()
 
 
 @torch.no_grad()
@@ -227,18 +256,40 @@ def transfer_plot(ks: Sequence[float], clean_acc: Sequence[float], triggered_acc
 # its plots.
 PAPER = {
     "baseline_clean_error": (0.5, "§4.1, baseline MNIST network (Table 1): 99.5 % accuracy on clean images"),
-    "single_target_clean_excess": (0.17, "§4.2, Fig. 4: clean error at most 0.17 points above the baseline's"),
-    "single_target_backdoor_error": (0.09, "§4.2, Fig. 4: backdoored images misclassified at most 0.09 % of the time"),
+    "single_target_clean_excess": (0.17, "§4.2, Fig. 4 (single-pixel trigger): clean error at most 0.17 points "
+                                         "above the baseline's"),
+    "single_target_backdoor_error": (0.09, "§4.2, Fig. 4 (single-pixel trigger): backdoored images misclassified "
+                                           "at most 0.09 % of the time (worst pair 1 → 5)"),
+    "single_target_pattern": (None, "§4.2 reports the single-target grid (Fig. 4) for the single pixel only; no "
+                                    "single-target result for the pattern trigger"),
     "all_to_all_clean_delta": (-0.03, "§4.2, Table 2: average clean error 0.03 points below the baseline's"),
     "all_to_all_backdoor_error": (0.56, "§4.2, Table 2: average backdoor error 0.56 %"),
     "all_to_all_per_class": (None, "§4.2, Table 2 gives per-class values; we could not check them against the text"),
-    "poison_count_curve": (None, "§4.2, Fig. 6: backdoor error falls and clean error rises with the poisoned share; "
-                                 "values only in the figure"),
-    "transfer_drop": (25.0, "abstract and §5.3: about 25 % lower accuracy on backdoored inputs after transfer"),
+    "poison_count_curve": (10, "§4.2, Fig. 6: the text says the attack succeeds with backdoored images at 10 % of "
+                               "the training set; the rest of the curve is in the figure only"),
+    "first_layer_filters": (None, "§4.2, Fig. 5: the first-layer filters of the MNIST BadNet"),
+    "trigger_neurons": (None, "§5 (traffic signs): the neurons of the last convolutional layer that fire for the "
+                              "trigger"),
     "transfer_clean_badnet": (74.9, "§5.3: the transferred BadNet's accuracy on clean Swedish signs"),
+    "transfer_backdoored_badnet": (61.6, "§5.3: the transferred BadNet's accuracy on backdoored Swedish signs, "
+                                         "without strengthening"),
     "transfer_clean_baseline": (72.7, "§5.3: the transferred clean network's accuracy on clean Swedish signs"),
+    "transfer_drop_abstract": (25.0, "abstract: 'about 25 %' lower accuracy on backdoored images, on average — the "
+                                     "abstract's figure, not the unstrengthened §5.3 case"),
     "strengthen_k20": ((68.3, 45.1), "§5.3, Table 6: with k = 20, 68.3 % clean and 45.1 % backdoored accuracy"),
 }  # fmt: skip
+
+
+def paper_transfer_drop() -> float:
+    """The paper's unstrengthened transfer drop in points (§5.3): clean minus backdoored accuracy, 74.9 − 61.6."""
+    return PAPER["transfer_clean_badnet"][0] - PAPER["transfer_backdoored_badnet"][0]
+
+
+def paper_strengthening_cost(k: int = 20) -> float:
+    """Clean accuracy the paper's strengthening costs (points, §5.3): unstrengthened minus k = 20 clean accuracy."""
+    if k != 20:
+        raise ValueError(f"the paper's text gives strengthened figures for k = 20 only, not k = {k!r}")
+    return PAPER["transfer_clean_badnet"][0] - PAPER["strengthen_k20"][0][0]
 
 
 def paper_value(key: str) -> str:
