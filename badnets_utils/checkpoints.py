@@ -187,7 +187,7 @@ _STORAGE_DTYPES = {
 def _rebuild_tensor(storage, offset, size, stride, *rest) -> TensorInfo:
     if not isinstance(storage, _StorageRef) or not all(isinstance(v, int) and v >= 0 for v in (offset, *size)):
         raise pickle.UnpicklingError("a tensor without a valid storage, offset or size")
-    need = offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1 if math.prod(size) else 0
+    need = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=False)) + 1 if math.prod(size) else 0
     if need > storage.numel:
         raise pickle.UnpicklingError(f"a tensor of shape {tuple(size)} reads past its storage of {storage.numel}")
     return TensorInfo(storage.dtype, tuple(size), storage.key, storage.numel)

@@ -49,7 +49,8 @@ class InputError(OSError, ValueError):
 # ----------------------------------------------------------------------------- input paths
 
 _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFLNK: "a symbolic link"}  # fmt: skip
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFLNK: "a symbolic link"}  # fmt: skip
 
 
 def shown(path: str | os.PathLike, limit: int = 100) -> str:

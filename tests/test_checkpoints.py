@@ -152,7 +152,7 @@ def _mnist_state() -> dict:
         (lambda s: {"model_state": s, "config": [1, 2]}, r"config is a list; allowed: a dict"),
         (lambda s: {"model_state": [1], "config": {}}, r"model_state is a list; allowed: a dict"),
         (lambda s: {"model_state": {"fc2.weight": 3}}, r"model_state entry 'fc2.weight' is a int"),
-        (lambda s: {"model_state": s, "config": {"num_classes": 10**9}}, r"num_classes 1000000000 .*allowed: \\[10\\]"),
+        (lambda s: {"model_state": s, "config": {"num_classes": 10**9}}, r"num_classes 1000000000 .*allowed: \[10\]"),
         (lambda s: {"model_state": s, "config": {"num_classes": "10"}}, r"num_classes '10' is not allowed"),
         (lambda s: {"model_state": s, "config": {"num_classes": True}}, r"num_classes True is not allowed"),
         (lambda s: {"model_state": s, "config": {"num_classes": 1}}, r"num_classes 1 is not allowed"),
