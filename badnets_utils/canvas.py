@@ -318,19 +318,31 @@ class TriggerCanvas:
     def load(self, path: str | os.PathLike) -> torch.Tensor:
         """Load a square image at its own size into the grid; ``path`` may also be a name in ``save_dir``.
 
-        The image is read by the CLI's own reader (``triggers._read_image``): the same checks of size,
-        decompression bombs and file type."""
-        from .files import input_path
-        from .triggers import _read_image
+        The path is checked by ``files.input_path`` and decompression bombs are refused, as the CLI's loader does."""
+        import warnings
 
-        path = self.resolve(path)
-        input_path(path, "trigger file")
-        array = _read_image(path, self.channels)  # one-line ValueError for a bomb, a non-image, a non-square...
-        w = array.shape[-1]
+        from PIL import Image, UnidentifiedImageError
+
+        from .files import input_path
+
+        path = input_path(self.resolve(path), "trigger file", missing_ok=True)
+        if not path.is_file():
+            raise ValueError(f"cannot load trigger {path.name!r}: no such file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    w, h = img.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError(f"cannot load trigger {path.name!r}: too large (a decompression bomb)") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"cannot load trigger {path.name!r}: not an image ({type(err).__name__})") from None
+        if w != h:
+            raise ValueError(f"cannot load trigger {path.name!r}: it is {w}×{h}, the painter needs a square image")
         if not 1 <= w <= self.max_size:
-            raise ValueError(f"cannot load trigger {path.name!r}: {w}×{w} is larger than a {self.dataset} image")
+            raise ValueError(f"cannot load trigger {path.name!r}: {w}×{h} is larger than a {self.dataset} image")
         self.set_trigger(load_trigger(path, w, self.channels))
-        self._changed(f"loaded {path.name} ({w}×{w})")
+        self._changed(f"loaded {path.name} ({w}×{h})")
         return self.trigger
 
     # ------------------------------------------------------------------ the attack
