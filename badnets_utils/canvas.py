@@ -326,15 +326,25 @@ class TriggerCanvas:
         return Path(path)
 
     def load(self, path: str | os.PathLike) -> torch.Tensor:
-        """Load a square image at its own size into the grid; ``path`` may also be a name in ``save_dir``."""
+        """Load a square image at its own size into the grid; ``path`` may also be a name in ``save_dir``.
+
+        The path is checked by ``files.input_path`` and decompression bombs are refused, as the CLI's loader does."""
+        import warnings
+
         from PIL import Image, UnidentifiedImageError
 
-        path = self.resolve(path)
+        from .files import input_path
+
+        path = input_path(self.resolve(path), "trigger file", missing_ok=True)
         if not path.is_file():
             raise ValueError(f"cannot load trigger {path.name!r}: no such file")
         try:
-            with Image.open(path) as img:
-                w, h = img.size
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    w, h = img.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError(f"cannot load trigger {path.name!r}: too large (a decompression bomb)") from None
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"cannot load trigger {path.name!r}: not an image ({type(err).__name__})") from None
         if w != h:

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from .argparsing import Parser, run_command
-from .repo import write_notebook
+from .repo import read_notebook, write_notebook
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".badnets-classroom"
@@ -92,7 +92,7 @@ def _source_root(repo_root: Path) -> Path:
 def _write_tree(build: Path, notebooks: list[Path], source_root: Path) -> None:
     """Fill the empty folder ``build`` with both editions, the shipped folders and the marker."""
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+        nb = read_notebook(path)
         write_notebook(build / "student" / path.name, student_edition(nb))
         write_notebook(build / "teacher" / path.name, teacher_edition(nb))
     for name in SHIPPED:

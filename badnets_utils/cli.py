@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -39,6 +41,7 @@ SUBCOMMANDS = {
     "set-repo": ("badnets_utils.repo", "main"),
 }
 ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
+PATH_FLAGS = ("checkpoint", "manifest", "data_path", "trigger_path", "output_dir")  # '~' expanded (even after '=')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,8 +118,17 @@ def _settings_note(config: dict, attack: Attack) -> str | None:
     return f"note: this checkpoint was trained with {', '.join(differ)}; pass the same flags to measure its backdoor"
 
 
+def _expand_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """``--output_dir=~/x``: the shell leaves that '~' alone; a folder named '~' is never what was meant."""
+    for key in PATH_FLAGS:
+        value = getattr(args, key)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, key, os.path.expanduser(value))
+    return args
+
+
 def train_command(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = _expand_paths(build_parser().parse_args(argv))
     attack, budget = attack_from_args(args), budget_from_args(args)
     model = None
     if args.load_local:  # check the checkpoint before loading any data
@@ -133,6 +145,9 @@ def train_command(argv: list[str]) -> int:
         check_output(attack, args.output_dir)  # before any data is loaded or trained on
     setup = prepare(attack, budget, data_root=args.data_path, download=args.download)
     k, n = len(setup.train.poison_indices), setup.train_size
+    if k == 0 and attack.rate and model is None:
+        raise ValueError(f"--poisoning_rate {attack.rate} of {n} training images poisons 0 of them: the model would "
+                         f"be a clean one saved as a backdoored one; allowed: 0 or at least 1/{n}")  # fmt: skip
     added = f"; added as copies: {n + k} training samples" if attack.mode == "add" else ""
     print(f"Poison {k} over {n} samples (poisoning rate {attack.rate}){added}")
     print(f"Device: {select_device(budget.device)}")
@@ -175,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         handler = getattr(importlib.import_module(module), function)
     else:
         handler = train_command
+    previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
         return handler(argv)
+    except _Terminated:
+        print("badnets: terminated (SIGTERM); nothing of this run was saved", file=sys.stderr)
+        return 143
     except SystemExit as stop:  # --help, or a bad flag argparse already reported in one line
         return exit_status(stop)
     except (ValueError, DatasetNotFoundError, CheckpointError) as err:
@@ -185,3 +204,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("badnets: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that the atomic writes clean up as after Ctrl-C."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import InputError, input_path, open_input
+
 DATASETS: dict[str, dict] = {
     "MNIST": {
         "classes": [str(i) for i in range(10)],
@@ -173,10 +175,30 @@ def _idx_files(name: str, root: Path, train: bool) -> dict[str, Path]:
     return {kind: folder / f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte" for kind in IDX_MAGIC}
 
 
+IDX_LIMITS = {"images": 60_000 * 28 * 28, "labels": 60_000}  # the largest split: nothing bigger is allocated
+
+
+def _read_idx(path: Path, kind: str, name: str) -> np.ndarray:
+    """An idx file's array, read only after its header and exact length are checked (opened by ``open_input``)."""
+    dims = check_idx_file(path, kind, name)
+    count = math.prod(dims)
+    if count > IDX_LIMITS[kind]:
+        raise _corrupt(name, path, f"{' × '.join(map(str, dims))} values; allowed: at most {IDX_LIMITS[kind]}")
+    try:
+        with open_input(path, f"{name} file") as f:
+            f.seek(4 + 4 * len(dims))
+            raw = f.read(count)
+    except OSError as err:
+        raise _corrupt(name, path, f"unreadable ({err.strerror or type(err).__name__})") from None
+    if len(raw) != count:
+        raise _corrupt(name, path, f"{len(raw)} data bytes, expected {count}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
+
+
 def check_idx_file(path: Path, kind: str, name: str = "MNIST") -> tuple[int, ...]:
     """The dimensions in an idx file's header, after checking its magic number and its exact length."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    with open_input(path, f"{name} file") as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(16)
     if len(head) < 4:
         raise _corrupt(name, path, f"{size} bytes, shorter than an idx header")
@@ -220,26 +242,21 @@ def _torchvision_class(name: str):
 def _load_idx(name: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     files = _idx_files(name, root, train)
     every = [*_idx_files(name, root, True).values(), *_idx_files(name, root, False).values()]
-    ds = None
     if download and not all(f.exists() for f in every):
         try:  # torchvision tries its mirrors, checks the md5 and unzips
-            ds = _torchvision_class(name)(root=str(root), train=train, download=True)
+            _torchvision_class(name)(root=str(root), train=train, download=True)
         except Exception as err:  # RuntimeError / URLError / OSError, or a bad file it just fetched
             if not all(f.exists() for f in files.values()):
                 raise _missing(name, root, "download failed: " + _first_line(err)) from None
-    missing = [f.name for f in files.values() if not f.exists()]
+    missing = [f.name for f in files.values() if not input_path(f, f"{name} file", missing_ok=True).exists()]
     if missing:
         raise _missing(name, root, f"missing {', '.join(missing)}")
-    for kind, path in files.items():
-        check_idx_file(path, kind, name)
-    if ds is None:
-        try:
-            ds = _torchvision_class(name)(root=str(root), train=train, download=False)
-        except Exception as err:
-            raise DatasetCorruptError(
-                f"{name} files in {files['images'].parent} are unreadable: {_first_line(err)}"
-            ) from None
-    images, labels = ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    # Read the raw files themselves, never torchvision's caches (a legacy processed/*.pt holds what it likes).
+    arrays = {kind: _read_idx(path, kind, name) for kind, path in files.items()}
+    images = torch.from_numpy(arrays["images"].copy()).unsqueeze(1)
+    labels = torch.from_numpy(arrays["labels"].astype(np.int64))
+    if arrays["images"].ndim != 3:
+        raise _corrupt(name, files["images"], f"{arrays['images'].ndim} dimensions, expected 3 (N, 28, 28)")
     check_split(name, images, labels, files)
     return images, labels
 
@@ -261,8 +278,42 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+class _Bounded:
+    """Stands for ``numpy.ndarray`` in a pickle: building an array (or bytes) bigger than the file is refused, so
+    that a tiny pickle cannot ask for gigabytes of blank memory."""
+
+    limit = 0
+
+    def __call__(self, shape=(), dtype=float, *args):
+        _check_size(shape, np.dtype(dtype).itemsize, self.limit)
+        return np.ndarray(shape, dtype, *args)
+
+
+def _check_size(shape, itemsize: int, limit: int) -> None:
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(d, int) and d >= 0 for d in dims) or math.prod(dims) * itemsize > limit:
+        raise pickle.UnpicklingError(f"an array of shape {tuple(dims)} is larger than the file ({limit} bytes)")
+
+
+def _bounded_reconstruct(limit: int):
+    def reconstruct(subtype, shape, dtype):
+        _check_size(shape, 1, limit)
+        return _numpy_global("numpy.core.multiarray", "_reconstruct")(np.ndarray, shape, dtype)
+
+    return reconstruct
+
+
+def _bounded_bytes(limit: int):
+    def make(*args):
+        if args and isinstance(args[0], int):
+            _check_size((args[0],), 1, limit)
+        return bytes(*args)
+
+    return make
+
+
 _PICKLE_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _Bounded,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
     **{(m, n): (m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct",)},
@@ -272,12 +323,25 @@ _PICKLE_GLOBALS = {
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """Unpickles only plain containers and numpy arrays: a pickle can run code, so nothing else is allowed."""
+    """Unpickles only plain containers and numpy arrays: a pickle can run code, so nothing else is allowed; no array
+    or bytes object larger than ``limit`` (the file's size) is built."""
+
+    def __init__(self, file, limit: int, **kwargs) -> None:
+        super().__init__(file, **kwargs)
+        self.limit = limit
 
     def find_class(self, module: str, name: str):
         target = _PICKLE_GLOBALS.get((module, name))
         if target is None:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays and plain data)")
+        if target is _Bounded:
+            bounded = _Bounded()
+            bounded.limit = self.limit
+            return bounded
+        if name == "_reconstruct":
+            return _bounded_reconstruct(self.limit)
+        if name == "bytes":
+            return _bounded_bytes(self.limit)
         if isinstance(target, tuple):
             mod, attr = target
             return getattr(builtins, attr) if mod in ("builtins", "__builtin__") else _numpy_global(mod, attr)
@@ -287,8 +351,10 @@ class SafeUnpickler(pickle.Unpickler):
 def _unpickle(path: Path) -> dict:
     """A CIFAR batch through ``SafeUnpickler``; anything malformed is a one-line DatasetCorruptError."""
     try:
-        with open(path, "rb") as f:
-            entry = SafeUnpickler(f, encoding="latin1").load()
+        with open_input(path, "CIFAR10 file") as f:
+            entry = SafeUnpickler(f, os.fstat(f.fileno()).st_size, encoding="latin1").load()
+    except InputError:
+        raise
     except Exception as err:  # UnpicklingError, EOFError, ValueError ... from a damaged or hostile file
         raise _corrupt("CIFAR10", path, f"not a readable batch ({_first_line(err)})") from None
     if not isinstance(entry, dict):
@@ -317,7 +383,7 @@ def _load_cifar10(root: Path, train: bool, download: bool) -> tuple[torch.Tensor
         except Exception as err:
             if not all((folder / f).exists() for f in files):
                 raise _missing("CIFAR10", root, "download failed: " + _first_line(err)) from None
-    missing = [f for f in files if not (folder / f).exists()]
+    missing = [f for f in files if not input_path(folder / f, "CIFAR10 file", missing_ok=True).exists()]
     if missing:
         raise _missing("CIFAR10", root, f"missing {', '.join(missing)}")
     images, labels = [], []
@@ -341,7 +407,7 @@ def load_dataset(
     Raises DatasetNotFoundError (missing, or the download failed) or DatasetCorruptError (a damaged file).
     """
     name = canonical_name(name)
-    root = resolve_data_root(root)
+    root = input_path(resolve_data_root(root), "--data_path", folder=True, missing_ok=True)
     loader = _load_cifar10 if name == "CIFAR10" else functools.partial(_load_idx, name)
     images, labels = loader(root, train, download)
     split = "train" if train else "test"

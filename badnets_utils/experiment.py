@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
+import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -28,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import checkpoint_name, run_tag, save_checkpoint
+from .checkpoints import CheckpointError, checkpoint_name, read_config, run_tag, save_checkpoint
 from .data import DATASETS, ImageData, canonical_name, load_splits, random_subset
-from .files import check_output_dir
+from .files import check_output_dir, input_path, shown
 from .models import BadNet, build_model
 from .poison import (
     attack_test_set,
@@ -171,8 +174,46 @@ def _position_text(position) -> str:
     return position if isinstance(position, str) else f"({position[0]}, {position[1]})"
 
 
+def whole(value, what: str):
+    """The one rule for whole-number settings: any integer type (NumPy's too), never a bool or a fraction."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value  # left as it is: the caller's range check names it
+
+
+def _real(value):
+    """Any real number type (NumPy's too) as a float; anything else is left for the caller's check."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _check_tensor_trigger(trigger: torch.Tensor, name: str) -> None:
+    """A tensor trigger is uint8 (h, w) or (C, h, w), C 1 or the dataset's channels, 1 ≤ h, w ≤ the image's."""
+    c, h, w = DATASETS[name]["shape"]
+    shape = tuple(trigger.shape)
+    ok = trigger.dtype == torch.uint8 and trigger.dim() in (2, 3)
+    if ok:
+        th, tw = shape[-2:]
+        ok = (trigger.dim() == 2 or shape[0] in (1, c)) and 1 <= th <= h and 1 <= tw <= w
+    if not ok:
+        channels = f"{'1 or ' if c == 3 else ''}{c}"
+        raise ValueError(f"trigger tensor {trigger.dtype} {shape} does not fit a {h}×{w} {name} image; allowed: "
+                         f"uint8 (h, w) or ({channels}, h, w) with 1 ≤ h ≤ {h}, 1 ≤ w ≤ {w}")  # fmt: skip
+
+
 def check_attack_settings(attack: Attack) -> Attack:
-    """Every field checked before data is loaded; returns the attack with the canonical dataset name."""
+    """Every field checked before data is loaded; returns the attack with the canonical dataset name (and NumPy
+    numbers as Python's)."""
+    attack = attack.replace(**{k: whole(getattr(attack, k), k) for k in ("target", "source", "count", "seed",
+                                                                           "trigger_size")},
+                            alpha=_real(attack.alpha), rate=_real(attack.rate))  # fmt: skip
+    if isinstance(attack.position, tuple):
+        position = tuple(whole(v, "position") for v in attack.position)
+        if len(position) != 2 or not all(isinstance(v, int) for v in position):
+            raise ValueError(f"trigger position {attack.position!r}; allowed: a corner name, 'random' or a (row, col) "
+                             "pair of whole numbers")  # fmt: skip
+        attack = attack.replace(position=position)
     name = canonical_name(attack.dataset)
     k = len(DATASETS[name]["classes"])
     check_attack(attack.kind)
@@ -191,7 +232,11 @@ def check_attack_settings(attack: Attack) -> Attack:
     if isinstance(attack.seed, bool) or not isinstance(attack.seed, int) or not 0 <= attack.seed < 2**63:
         raise ValueError(f"--seed {attack.seed!r} is outside the seeds a generator takes; allowed: 0..{2**63 - 1}")
     _, h, w = DATASETS[name]["shape"]
-    if not isinstance(attack.trigger, torch.Tensor):
+    if isinstance(attack.trigger, torch.Tensor):
+        _check_tensor_trigger(attack.trigger, name)
+    else:
+        if not (isinstance(attack.trigger, str) and attack.trigger in BUILTIN_TRIGGERS):
+            input_path(attack.trigger, "trigger file", missing_ok=True)  # a missing one: load_trigger's message
         size = attack.trigger_size
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(h, w):
             raise ValueError(f"trigger size {size!r} does not fit a {h}×{w} {name} image; allowed: 1..{min(h, w)}")
@@ -199,7 +244,11 @@ def check_attack_settings(attack: Attack) -> Attack:
 
 
 def check_budget(budget: Budget) -> Budget:
-    """Every field checked before data is loaded."""
+    """Every field checked before data is loaded; returns the budget with NumPy numbers as Python's."""
+    budget = budget.replace(
+        lr=_real(budget.lr),
+        **{k: whole(getattr(budget, k), k) for k in ("epochs", "batch_size", "train_limit", "test_limit")},
+    )
     for key in ("epochs", "batch_size"):
         v = getattr(budget, key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -261,7 +310,7 @@ def prepare(
 ) -> Setup:
     """Check the settings, load the data (unless ``data`` gives it), build the trigger and the poisoned sets."""
     attack = check_attack_settings(attack)
-    check_budget(budget)
+    budget = check_budget(budget)
     trigger = build_trigger(attack)
     _, h, w = DATASETS[attack.dataset]["shape"]
     if attack.position != RANDOM:
@@ -401,35 +450,73 @@ def check_output(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
     return ckpt, log
 
 
+class SaveError(ValueError):
+    """A trained run could not be written at the end: the message names where its model was kept."""
+
+
+def _keep_model(result: Result, ckpt: Path, run_id: str, info: dict) -> str:
+    """Save the model where a failed save can still put it: the temporary folder; returns where (or why not)."""
+    fallback = Path(tempfile.gettempdir()) / f"badnets-{run_id}-{ckpt.name}"
+    try:
+        return str(save_checkpoint(result.model, fallback, result.attack.dataset, **info))
+    except (OSError, ValueError) as err:
+        return f"nowhere: {shown(fallback)} failed too ({getattr(err, 'strerror', None) or err})"
+
+
 def save_run(result: Result, output_dir: str | Path, name: str | None = None) -> tuple[Path, Path]:
-    """Write the checkpoint (its settings, budget, scores, epoch history and a run id), then the epoch log with the
-    same run id; returns both paths. A log left from an earlier run (a kill between the two writes) is rewritten
-    from the checkpoint by ``repair_logs``, which every save runs first."""
+    """Write the checkpoint (its settings, budget, scores, epoch history, its own name and a run id), then the epoch
+    log with the same run id; returns both paths. A log left from an earlier run (a kill between the two writes) is
+    rewritten from its checkpoint by ``repair_logs``, which every save runs first.
+
+    Both or neither: when a write fails (a full or read-only disk...), what this call wrote is removed, the model is
+    kept in the temporary folder and a one-line SaveError says where."""
     ckpt, log = output_paths(result.attack, output_dir, name)
     repair_logs(output_dir)
     run_id = uuid.uuid4().hex[:12]
     info = {k: v for k, v in result.setup.settings.items() if k != "dataset"}
-    info.update(epochs=result.budget.epochs, tca=round(result.tca, 6), asr=round(result.asr, 6), run_id=run_id,
-                log=log.name,
+    info.update(epochs=int(result.budget.epochs), tca=round(result.tca, 6), asr=round(result.asr, 6), run_id=run_id,
+                log=log.name, checkpoint=ckpt.name,
                 history=[{k: float(v) for k, v in row.items()} for row in result.history])  # fmt: skip
-    save_checkpoint(result.model, ckpt, result.attack.dataset, **info)
-    save_history(result.history, log, run_id)
+    target = ckpt
+    try:
+        save_checkpoint(result.model, ckpt, result.attack.dataset, **info)
+        target = log
+        save_history(result.history, log, run_id)
+    except OSError as err:
+        if target == log:
+            _remove_if_ours(ckpt, run_id)
+        kept = _keep_model(result, ckpt, run_id, info)
+        reason = err.strerror or type(err).__name__
+        raise SaveError(f"cannot write {shown(target)} ({reason}): nothing of this run is left in {shown(output_dir)};"
+                        f" the trained model is kept in {kept}") from None  # fmt: skip
     return ckpt, log
 
 
+def _remove_if_ours(path: Path, run_id: str) -> None:
+    """Delete ``path`` only when it is the checkpoint this run wrote (its run id), never another file."""
+    try:
+        if read_config(path).get("run_id") == run_id:
+            os.unlink(path)
+    except (OSError, CheckpointError):
+        pass
+
+
 def repair_logs(output_dir: str | Path) -> list[Path]:
-    """Rewrite every log under ``output_dir/logs`` that does not belong to its checkpoint (by run id) from the
-    history stored in the checkpoint; returns the logs rewritten."""
+    """Rewrite a log under ``output_dir/logs`` that does not belong to its checkpoint (by run id) from the history
+    stored in the checkpoint; returns the logs rewritten.
+
+    Only a pair a run wrote is repaired: a checkpoint that records its own file name (a renamed or backup copy does
+    not) and a run id. Checkpoints are read through ``checkpoints.read_config``: within its memory bound, no weights
+    loaded."""
     fixed = []
     for ckpt in sorted((Path(output_dir) / "checkpoints").glob("*.pth")):
         try:
-            config = torch.load(ckpt, map_location="cpu", weights_only=True).get("config", {})
-        except Exception:  # noqa: BLE001 — not ours, or unreadable: nothing to repair
+            config = read_config(ckpt)
+        except CheckpointError:  # not ours, or unreadable: nothing to repair
             continue
-        run_id, history = config.get("run_id"), config.get("history")
-        if not run_id or not isinstance(history, list):
+        run_id, history, log_name = config.get("run_id"), config.get("history"), config.get("log")
+        if not run_id or not isinstance(history, list) or config.get("checkpoint") != ckpt.name:
             continue
-        log_name = config.get("log")
         if not isinstance(log_name, str) or Path(log_name).name != log_name:
             continue
         log = ckpt.parent.parent / "logs" / log_name
@@ -438,6 +525,9 @@ def repair_logs(output_dir: str | Path) -> list[Path]:
         except (OSError, ValueError, KeyError):
             current = []
         if not current or current[0].get("run_id") != run_id:
-            save_history([{**row, "epoch": int(row["epoch"])} for row in history], log, run_id)
+            try:
+                save_history([{**row, "epoch": int(row["epoch"])} for row in history], log, run_id)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # best effort: this run's own save reports its own failures
             fixed.append(log)
     return fixed

@@ -5,15 +5,21 @@
 - ``check_output_dir``: a run's output folder is usable, checked before any training.
 - ``load_manifest`` / ``manifest_files`` / ``shipped_files``: the manifest primitive that
   ``checkpoints`` builds on (it lives here so that this module imports nothing of the package).
+- ``input_path`` / ``open_input``: every path a user names is checked (and every input file opened) here, so
+  that a long name, a missing permission, a folder, a FIFO or a device is one line naming the path, never a
+  traceback or a hang.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -25,13 +31,103 @@ MANIFEST_NAME = "MANIFEST.json"
 PROJECT_MANIFEST = REPO_ROOT / "checkpoints" / MANIFEST_NAME
 STALE_TEMP_AGE_S = 3600.0  # a temporary file of an atomic write older than this was left by a killed process
 MIN_FREE_BYTES = 50 * 1024 * 1024
-# tempfile.mkstemp(prefix=".<name>.<pid>-", suffix=".tmp"): the pid tells whether the writer is still alive
-_TEMP_PATTERN = re.compile(r"\..+\.(?:(\d+)-)?[a-z0-9_]{8}\.tmp")
+# The temporary file of an atomic write: tempfile.mkstemp(prefix=".<name>.badnets-<host>-<pid>-", suffix=".tmp").
+# <host> names this host's PID namespace (and boot): only there does a dead <pid> prove that the writer is gone.
+_TEMP_PATTERN = re.compile(r"\..+\.badnets-([0-9a-f]{12})-(\d+)-[a-z0-9_]{8}\.tmp")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ManifestError(ValueError):
     """A manifest is not valid JSON of the expected shape."""
+
+
+class InputError(OSError, ValueError):
+    """A path the user named cannot be used: one line naming it (an OSError and a ValueError, so that every
+    command's error handler reports it in one line)."""
+
+
+# ----------------------------------------------------------------------------- input paths
+
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFLNK: "a symbolic link"}  # fmt: skip
+
+
+def shown(path: str | os.PathLike, limit: int = 100) -> str:
+    """A path for a one-line message: control characters escaped, a very long one cut in the middle."""
+    text = str(path).encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else f"{text[: limit - 30]}…{text[-29:]} ({len(text)} characters)"
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _refuse(what: str, path: str | os.PathLike, reason: str) -> InputError:
+    return InputError(f"{what} {shown(path)}: {reason}")
+
+
+def input_path(path: str | os.PathLike, what: str, folder: bool = False, missing_ok: bool = False) -> Path:
+    """``path`` checked as an existing regular file (``folder``: an existing folder) that can be read.
+
+    ``what`` names it in the message (a flag such as ``--trigger_path``). A missing path is returned as it is
+    when ``missing_ok`` (the caller has its own message, or a fallback). Raises InputError (one line).
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if missing_ok:
+            return path
+        raise _refuse(what, path, "no such file or folder") from None
+    except OSError as err:
+        raise _refuse(what, path, f"cannot be used ({err.strerror or type(err).__name__})") from None
+    if folder and not stat.S_ISDIR(info.st_mode):
+        raise _refuse(what, path, f"is {_kind(info.st_mode)}, not a folder")
+    if not folder and not stat.S_ISREG(info.st_mode):
+        raise _refuse(what, path, f"is {_kind(info.st_mode)}; allowed: a regular file")
+    if folder:
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as err:
+            raise _refuse(what, path, f"cannot be read ({err.strerror or type(err).__name__})") from None
+    else:
+        open_input(path, what).close()
+    return path
+
+
+def open_input(path: str | os.PathLike, what: str) -> IO[bytes]:
+    """Open an input file for reading, in binary; only a regular file is opened (a FIFO never blocks: it is
+    opened non-blocking and refused). Raises InputError (one line naming the path)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _refuse(what, path, "no such file") from None
+    except OSError as err:
+        raise _refuse(what, path, f"cannot be read ({err.strerror or type(err).__name__})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _refuse(what, path, f"is {_kind(mode)}; allowed: a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_input(path: str | os.PathLike, what: str, limit: int) -> bytes:
+    """The bytes of an input file of at most ``limit`` bytes (checked before reading); InputError otherwise."""
+    with open_input(path, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise _refuse(what, path, f"is {size} bytes; allowed: at most {limit}")
+        try:
+            return f.read(limit + 1)[:limit]
+        except OSError as err:
+            raise _refuse(what, path, f"cannot be read ({err.strerror or type(err).__name__})") from None
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -111,9 +207,14 @@ def shipped_files() -> dict[Path, str]:
 
 
 def guard_shipped(path: str | os.PathLike) -> None:
-    """Raise ValueError when ``path`` (symlinks followed) is a file the project ships."""
+    """Raise ValueError when ``path`` (symlinks followed) is a file the project ships.
+
+    The project's manifest is itself shipped: the list of protected files is never writable through the package
+    (a new manifest is written elsewhere, e.g. by ``results --retrain``, and copied in with git).
+    """
     target = Path(path).resolve()
-    if any(target == shipped.resolve() for shipped in shipped_files()):
+    protected = [Path(PROJECT_MANIFEST), *shipped_files()]
+    if any(target == shipped.resolve() for shipped in protected):
         raise ValueError(
             f"refusing to write {path}: it is a file the project ships (listed in checkpoints/{MANIFEST_NAME}); "
             "choose another --output_dir / name"
@@ -133,11 +234,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
-    """Remove ``.<name>.<pid>-XXXXXXXX.tmp`` files left by killed atomic writes: at once when their writer's process
-    is gone, else when older than ``max_age_s`` (a writer on another machine sharing the folder).
+@functools.lru_cache(maxsize=1)
+def _host_token() -> str:
+    """12 hex digits naming this host, boot and PID namespace: where a writer's pid can be checked."""
+    parts = [socket.gethostname()]
+    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(os.readlink(source) if source.endswith("/pid") else Path(source).read_text().strip())
+        except OSError:
+            parts.append("")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
-    Only that pattern is touched; returns the removed paths. Errors are ignored (best effort).
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of ``path``'s temporary file: its name, this host's token and the writer's pid."""
+    return f".{path.name}.badnets-{_host_token()}-{os.getpid()}-"
+
+
+def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove the temporary files of killed atomic writes (``temp_prefix`` + 8 characters + ``.tmp``, nothing else):
+    at once when their writer ran on this host (same boot and PID namespace) and its process is gone, else only
+    when older than ``max_age_s`` (a writer in another container or on another machine sharing the folder).
+
+    Returns the removed paths. Errors are ignored (best effort).
     """
     removed = []
     now = time.time()
@@ -149,10 +268,10 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_
         match = _TEMP_PATTERN.fullmatch(entry.name)
         if not match:
             continue
-        pid = int(match.group(1)) if match.group(1) else None
+        host, pid = match.group(1), int(match.group(2))
         try:
             old = now - entry.stat(follow_symlinks=False).st_mtime >= max_age_s
-            orphan = pid is not None and pid != os.getpid() and not _alive(pid)
+            orphan = host == _host_token() and pid != os.getpid() and not _alive(pid)
             if entry.is_file(follow_symlinks=False) and (old or orphan):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -173,7 +292,7 @@ def atomic_write(
     guard_shipped(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, stale_after_s)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -216,7 +335,7 @@ def _remove_empty(folders: list[Path]) -> None:
             return
 
 
-def _probe_folder(folder: Path) -> None:
+def _probe_folder(folder: Path, shown_as: Path | None = None) -> None:
     """Raise ValueError unless ``folder`` takes a new file and has room for checkpoints and logs."""
     try:
         fd, probe = tempfile.mkstemp(prefix=".badnets-write-test.", dir=folder)
@@ -224,7 +343,8 @@ def _probe_folder(folder: Path) -> None:
         os.unlink(probe)
     except OSError as err:
         reason = err.strerror or type(err).__name__
-        raise ValueError(f"--output_dir {folder} is not writable ({reason}); give a folder you can write to") from None
+        where = f"{shown(shown_as)}: its folder {shown(folder)}" if shown_as else f"--output_dir {shown(folder)}"
+        raise ValueError(f"{where} is not writable ({reason}); give a folder you can write to") from None
     free = shutil.disk_usage(folder).free
     if free < MIN_FREE_BYTES:
         raise ValueError(
@@ -233,19 +353,46 @@ def _probe_folder(folder: Path) -> None:
         )
 
 
+def check_target(folder: Path, target: Path) -> None:
+    """Before training: ``target`` (a file the run will write) can be written: not shipped, not a folder or other
+    non-file, and every part of its path that exists is a folder, the deepest of them writable. Nothing is made."""
+    guard_shipped(target)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as err:
+        raise ValueError(f"cannot write {shown(target)} ({err.strerror or type(err).__name__})") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"cannot write {shown(target)}: it is {_kind(info.st_mode)}; allowed: a file or nothing")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {shown(target)}: {shown(parent)} is a file, not a folder")
+    _probe_folder(parent, target)
+
+
 def check_output_dir(path: str | os.PathLike, targets: Iterable[str | os.PathLike] = ()) -> Path:
     """Check, before training, that ``path`` is a usable output folder (created if needed); returns it.
 
-    ``targets``: files the run will write (relative to ``path``, or absolute); each must not be shipped.
+    ``targets``: files the run will write (relative to ``path``, or absolute); each is checked by ``check_target``.
     On failure a one-line ValueError, and a folder this call created is removed again.
     """
     if str(path).strip() == "":
         raise ValueError("empty --output_dir; give a folder, e.g. runs")
     folder = Path(path)
+    try:
+        os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):  # checked below, with their own messages
+        pass
+    except OSError as err:  # a name too long, a loop of links, no permission on a parent...
+        raise _refuse("--output_dir", folder, f"cannot be used ({err.strerror or type(err).__name__})") from None
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--output_dir {folder} is a file, not a folder; give a folder, e.g. runs")
+    targets = [folder / target for target in targets]
     for target in targets:
-        guard_shipped(folder / target)
+        guard_shipped(target)
     created = _missing_ancestors(folder.absolute())
     try:
         try:
@@ -256,6 +403,8 @@ def check_output_dir(path: str | os.PathLike, targets: Iterable[str | os.PathLik
                 f"cannot create --output_dir {folder} ({reason}); give a folder you can write to"
             ) from None
         _probe_folder(folder)
+        for target in targets:
+            check_target(folder, target)
     except ValueError:
         _remove_empty(created)
         raise

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 
 from .argparsing import Parser, run_command
-from .files import atomic_write_text
+from .files import InputError, atomic_write_text, input_path, open_input
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SLUG_FILE = "repo.toml"
@@ -41,9 +41,10 @@ class SlugError(ValueError):
 
 def check_slug(repo: str, ref: str) -> None:
     """Raise a one-line SlugError unless ``repo`` is ``owner/name`` and ``ref`` a plain git ref."""
-    if not SLUG_RE.match(repo or "") or repo.split("/")[1] in (".", ".."):
+    if not isinstance(repo, str) or not SLUG_RE.fullmatch(repo) or repo.split("/")[1] in (".", ".."):
         raise SlugError(f"{repo!r} is not a GitHub repository as OWNER/NAME (letters, digits, '-', '.', '_')")
-    if not REF_RE.match(ref or "") or ".." in ref or ref.startswith(("/", "-")) or ref.endswith("/"):
+    plain = isinstance(ref, str) and REF_RE.fullmatch(ref) and ".." not in ref
+    if not plain or ref.startswith(("/", "-")) or ref.endswith("/"):
         raise SlugError(f"{ref!r} is not a branch or tag name (letters, digits, '.', '_', '-', '/')")
 
 
@@ -148,6 +149,19 @@ def find_setup_cell(nb: nbformat.NotebookNode) -> int | None:
     return (tagged or code or [None])[0]
 
 
+def read_notebook(path: str | Path) -> nbformat.NotebookNode:
+    """A notebook file, checked: JSON of a notebook's shape (cells of known types), else one-line InputError."""
+    with open_input(path, "notebook") as f:
+        raw = f.read()
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except Exception as err:  # JSON, shape and nbformat's own validation errors
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:100]
+        raise InputError(f"notebook {path} is not a valid notebook ({first})") from None
+    return nb
+
+
 def notebook_text(nb: nbformat.NotebookNode) -> str:
     """A notebook serialised as this repository's files are (nbformat's 1-space indent, trailing newline)."""
     return nbformat.writes(nb) + "\n"
@@ -190,7 +204,7 @@ def planned_files(root: str | Path, repo: str, ref: str) -> dict[Path, str]:
     if readme.is_file():
         out[readme] = rewrite_links(readme.read_text(encoding="utf-8"), repo, ref)
     for path in sorted((root / "notebooks").glob("*.ipynb")):
-        out[path] = notebook_text(updated_notebook(nbformat.read(path, as_version=4), repo, ref, extras))
+        out[path] = notebook_text(updated_notebook(read_notebook(path), repo, ref, extras))
     return {p: t for p, t in out.items() if not p.is_file() or p.read_text(encoding="utf-8") != t}
 
 
@@ -215,6 +229,14 @@ def check_repo(root: str | Path = REPO_ROOT) -> list[str]:
     except SlugError as err:
         return [f"{SLUG_FILE}: {err}"]
     problems = []
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        nb = read_notebook(path)
+        i = find_setup_cell(nb)
+        try:
+            compile(nb.cells[i].source if i is not None else "", str(path), "exec")
+        except SyntaxError as err:
+            problems.append(f"{path.relative_to(root).as_posix()}: setup cell does not compile ({err.msg}, "
+                            f"line {err.lineno})")  # fmt: skip
     for path in planned_files(root, repo, ref):
         if path.name != SLUG_FILE:
             what = "setup cell or Colab badge" if path.suffix == ".ipynb" else "Colab badge or repo comment"
@@ -232,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    input_path(args.root, "--root", folder=True)  # never created
     if args.check:
         problems = check_repo(args.root)
         print("\n".join(problems) if problems else f"everything agrees with {SLUG_FILE}")

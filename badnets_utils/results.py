@@ -19,11 +19,11 @@ import torch
 
 from .argparsing import Parser
 from .checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_file, write_manifest
-from .experiment import Attack, Budget, final_metrics, load_data, prepare, run, save_run
-from .files import atomic_write_text
+from .experiment import Attack, Budget, final_metrics, load_data, output_paths, prepare, run, save_run
+from .files import atomic_write_text, check_output_dir
 
 # Longer and gentler than the CLI's 4-epoch default, so that the backdoored models are as accurate on clean
-# images as the clean baseline; poisons are added as copies, as in the paper (sec. 3.1.2), so that every model
+# images as the clean baseline; poisons are added as copies, as in the paper (§4.1), so that every model
 # sees all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see the README).
 RELEASE_BUDGET = Budget(epochs=20, lr=1e-3)
 FASHION_BUDGET = Budget(epochs=10, lr=1e-3)  # half the epochs: Fashion-MNIST's releases cost as much as MNIST's
@@ -76,6 +76,23 @@ def release_entry(attack: Attack, budget: Budget) -> dict:
         "trigger": str(attack.trigger), "trigger_size": attack.trigger_size, "seed": attack.seed,
         "epochs": budget.epochs, "lr": budget.lr, "command": command(attack, budget),
     }  # fmt: skip
+
+
+ENTRY_KEYS = {"dataset": str, "attack": str, "trigger_label": int, "poisoning_rate": (int, float), "trigger": str,
+              "trigger_size": int, "epochs": int, "tca": (int, float), "asr": (int, float)}  # fmt: skip
+
+
+def check_entry(name: str, entry: dict) -> dict:
+    """A release entry of the manifest has every field the table and the re-evaluation read: else one line."""
+    for key, kind in ENTRY_KEYS.items():
+        if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+            got = "missing" if key not in entry else f"{entry[key]!r:.40}"
+            raise ValueError(f"{MANIFEST_NAME} entry {name!r}: {key} is {got}; a release entry needs "
+                             f"{', '.join(ENTRY_KEYS)}")  # fmt: skip
+    if entry["attack"] not in ("all-to-one", "all-to-all", "none"):
+        raise ValueError(f"{MANIFEST_NAME} entry {name!r}: attack {entry['attack']!r}; allowed: all-to-one, "
+                         "all-to-all, none")  # fmt: skip
+    return entry
 
 
 def entry_attack(entry: dict) -> Attack:
@@ -142,6 +159,11 @@ def retrain(out: Path, data_root=None, only: list[str] | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown release(s) {unknown}; allowed: {', '.join(RELEASES)}")
     folder = out / "checkpoints"
+    targets = [Path("checkpoints") / MANIFEST_NAME]
+    for name, (attack, _) in RELEASES.items():
+        if not only or name in only:
+            targets += [p.relative_to(out) for p in output_paths(attack, out, name)]
+    check_output_dir(out, targets)  # before any training: never over the shipped files
     entries = {}
     for name, (attack, budget) in RELEASES.items():
         if only and name not in only:
@@ -187,6 +209,8 @@ def main(argv: list[str]) -> int:
     if not entries:
         raise ValueError(f"no {MANIFEST_NAME} with checkpoints in {folder}")
     fresh, drift = {}, []
+    for name, entry in entries.items():
+        check_entry(name, entry)
     for name, entry in entries.items():
         got = evaluate_entry(folder / name, entry, args.data_path)
         fresh[name] = {**entry, **got}

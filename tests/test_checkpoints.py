@@ -81,7 +81,10 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_project_manifest_checkpoints_and_files(project):
+def test_project_manifest_checkpoints_and_files(project, monkeypatch):
+    import badnets_utils.files as files
+
+    monkeypatch.setattr(files, "PROJECT_MANIFEST", project / "elsewhere.json")  # written as a maintainer does
     ckpt = save_checkpoint(build_model("MNIST"), project / "checkpoints" / "badnet-MNIST.pth", "MNIST")
     other = save_checkpoint(build_model("MNIST"), project / "extra" / "old.pth", "MNIST")
     log = project / "logs" / "MNIST_trigger1.csv"
@@ -92,6 +95,7 @@ def test_project_manifest_checkpoints_and_files(project):
         {"badnet-MNIST.pth": {"sha256": sha256_file(ckpt), "tca": 0.99}},
         files={"extra/old.pth": sha256_file(other), "logs/MNIST_trigger1.csv": sha256_file(log)},
     )
+    monkeypatch.setattr(files, "PROJECT_MANIFEST", manifest)
     assert json.loads(manifest.read_text())["files"]["logs/MNIST_trigger1.csv"] == sha256_file(log)
     assert read_manifest(project / "checkpoints") == {"badnet-MNIST.pth": {"sha256": sha256_file(ckpt), "tca": 0.99}}
     assert set(shipped_files()) == {ckpt.absolute(), other.absolute(), log.absolute()}
@@ -148,7 +152,7 @@ def _mnist_state() -> dict:
         (lambda s: {"model_state": s, "config": [1, 2]}, r"config is a list; allowed: a dict"),
         (lambda s: {"model_state": [1], "config": {}}, r"model_state is a list; allowed: a dict"),
         (lambda s: {"model_state": {"fc2.weight": 3}}, r"model_state entry 'fc2.weight' is a int"),
-        (lambda s: {"model_state": s, "config": {"num_classes": 10**9}}, r"num_classes 1000000000 .*allowed: 2..1000"),
+        (lambda s: {"model_state": s, "config": {"num_classes": 10**9}}, r"num_classes 1000000000 .*allowed: \[10\]"),
         (lambda s: {"model_state": s, "config": {"num_classes": "10"}}, r"num_classes '10' is not allowed"),
         (lambda s: {"model_state": s, "config": {"num_classes": True}}, r"num_classes True is not allowed"),
         (lambda s: {"model_state": s, "config": {"num_classes": 1}}, r"num_classes 1 is not allowed"),
@@ -174,10 +178,11 @@ def test_crafted_checkpoints_give_one_line_errors(tmp_path, make, message):
     assert "\n" not in str(info.value)
 
 
-def test_bare_state_dict_with_its_own_class_count(tmp_path):
-    model = build_model("MNIST", num_classes=43)
-    loaded, config = load_checkpoint(_crafted(tmp_path, model.state_dict()), quiet=True)
-    assert config["num_classes"] == 43 and loaded.fc2.out_features == 43
+@pytest.mark.parametrize("k", [2, 20, 43])
+def test_a_classifier_of_another_class_count_than_the_data_is_refused(tmp_path, k):
+    model = build_model("MNIST", num_classes=k)
+    with pytest.raises(CheckpointError, match=rf"its classifier has {k} classes, MNIST has 10$"):
+        load_checkpoint(_crafted(tmp_path, model.state_dict()), quiet=True)
 
 
 def test_missing_and_corrupt(tmp_path):

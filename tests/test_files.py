@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def project(tmp_path, monkeypatch):
     """A fake repository root shipping checkpoints/badnet-MNIST.pth and triggers/t.png."""
     (tmp_path / "checkpoints").mkdir()
-    monkeypatch.setattr(files, "PROJECT_MANIFEST", tmp_path / "checkpoints" / "MANIFEST.json")
     ckpt = save_checkpoint(build_model("MNIST"), tmp_path / "checkpoints" / "badnet-MNIST.pth", "MNIST")
     trigger = tmp_path / "triggers" / "t.png"
     atomic_write(trigger, lambda f: f.write(b"png"))
     write_manifest(tmp_path / "checkpoints", {ckpt.name: {"sha256": sha256_file(ckpt)}},
                    files={"triggers/t.png": sha256_file(trigger)})  # fmt: skip
+    monkeypatch.setattr(files, "PROJECT_MANIFEST", tmp_path / "checkpoints" / "MANIFEST.json")  # shipped from now on
     return tmp_path
 
 
@@ -67,7 +67,6 @@ def test_no_write_through_the_package_overwrites_a_shipped_file(project, tmp_pat
         atomic_write_text(link, "x")
     assert {p: p.read_bytes() for p in before} == before
     assert not [p for p in project.rglob("*.tmp")]
-    atomic_write_text(project / "checkpoints" / "MANIFEST.json", "{}")  # the manifest itself is not shipped
     atomic_write_text(project / "checkpoints" / "mine.pth", "ok")
 
 
@@ -138,12 +137,13 @@ def _age(path: Path, seconds: float) -> Path:
 
 
 def test_remove_stale_temps_only_touches_old_files_of_our_pattern(tmp_path):
-    old = tmp_path / ".c.pth.ab_12xyz.tmp"
+    old = tmp_path / ".c.pth.badnets-0123456789ab-1-ab_12xyz.tmp"
     old.write_bytes(b"half")
     _age(old, 7200)
-    fresh = tmp_path / ".c.pth.zz99zz99.tmp"
+    fresh = tmp_path / ".c.pth.badnets-0123456789ab-1-zz99zz99.tmp"
     fresh.write_bytes(b"writing")
-    others = [tmp_path / n for n in ("notes.tmp", ".x.tmp", "c.pth", ".c.pth.short.tmp")]
+    others = [tmp_path / n for n in ("notes.tmp", ".x.tmp", "c.pth", ".c.pth.short.tmp", ".notes.20240101.tmp",
+                                     ".c.pth.123-ab_12xyz.tmp")]  # fmt: skip
     for p in others:
         p.write_bytes(b"keep")
         _age(p, 7200)
@@ -153,7 +153,7 @@ def test_remove_stale_temps_only_touches_old_files_of_our_pattern(tmp_path):
 
 
 def test_atomic_write_sweeps_its_folder(tmp_path):
-    stale = tmp_path / ".log.csv.a1b2c3d4.tmp"
+    stale = tmp_path / ".log.csv.badnets-0123456789ab-7-a1b2c3d4.tmp"
     stale.write_bytes(b"half")
     _age(stale, 4000)
     atomic_write_text(tmp_path / "other.csv", "x")
