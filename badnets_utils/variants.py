@@ -65,14 +65,15 @@ def _baseline_line(ax, baseline: float | None) -> None:
         text = f"clean model's ASR: {100 * baseline:.2f} %"
         ax.axhline(100 * baseline, color="gray", ls="--", lw=1.2, label=text)
         ax.annotate(
-            f"▼ {text}",
-            (0.01, 100 * baseline),
+            f"◀ {text}",
+            (1.0, 100 * baseline),
             xycoords=("axes fraction", "data"),
-            xytext=(0, 3),
+            xytext=(4, 0),
             textcoords="offset points",
             fontsize=10,
             color="dimgray",
-            va="bottom",
+            va="center",
+            annotation_clip=False,
         )
 
 
@@ -178,12 +179,14 @@ def reach_figure(model: BadNet, positions: Sequence[tuple[int, int]], image: tor
         if image is not None:
             ax.imshow(to_display(image), cmap="gray", alpha=0.25, vmin=0, vmax=255)
         for r, c in positions:
-            ax.plot(c, r, "s", ms=7, mfc="none", mec="red", mew=1.8)
-            ax.annotate(str(int(values[r, c])), (c, r), xytext=(-9, -6), textcoords="offset points", color="red",
-                        fontsize=11, ha="right", fontweight="bold")  # fmt: skip
+            ax.plot(c, r, "s", ms=7, mfc="none", mec="red", mew=1.8, clip_on=False)
+        counts = [f"({r}, {c}): {int(values[r, c])}" for r, c in positions]
+        ax.set_xlabel(
+            " · ".join(counts[:3]) + ("\n" + " · ".join(counts[3:]) if counts[3:] else ""), fontsize=10, color="red"
+        )
         ax.set_xticks([0, 7, 14, 21, 27])
         ax.set_yticks([0, 7, 14, 21, 27])
         ax.set_title(f"output positions of {name}\nthat see each pixel", fontsize=11)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle("Where a one-pixel trigger can be seen (red squares: the positions tested; red numbers: the counts)")
+    fig.suptitle("Where a one-pixel trigger can be seen (red: the positions tested)")
     return fig
