@@ -1,4 +1,5 @@
-"""Sweeps: a list of attacks run with one budget through ``experiment.run_many``, each result kept in a CSV.
+"""Sweeps: a list of attacks run with one budget through the engine of ``experiment.run_many``, each result kept in
+a CSV.
 
 A row of the CSV holds an attack's settings, the budget, and the run's results. A sweep that is run again (or
 interrupted and restarted) only trains what is missing, and its plots can be redrawn without training::
@@ -13,12 +14,14 @@ import csv
 import io
 import os
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 import torch
 
-from .experiment import Attack, Budget, Result, check_attack_settings, run_many
+from .experiment import Attack, Budget, Result, check_attack_settings, check_budget
 from .files import atomic_write_text
+from .parallel import run_all
 
 KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
 RESULT_FIELDS = ("poisoned", "train_size", "test_size", "tca", "asr", "seconds")  # what it measured
@@ -92,25 +95,32 @@ def run_sweep(
     data_root: str | os.PathLike | None = None,
     download: bool = False,
     verbose: bool = True,
+    workers: int | None = None,
+    executor: Executor | None = None,
 ) -> list[dict]:
-    """One row per attack, in order; runs already in ``csv_path`` are reused, new ones added as they end."""
+    """One row per attack, in order; runs already in ``csv_path`` are reused, each new one is added to it (an
+    atomic rewrite, by this process only) as soon as it finishes, so an interrupted sweep resumes where it stopped.
+    ``workers`` / ``executor``: where the runs train, as in ``experiment.run_many`` (the rows do not depend on it).
+    """
+    attacks = [check_attack_settings(a) for a in attacks]
+    check_budget(budget)
     done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
     keys = [run_key(a, budget) for a in attacks]
     todo = [a for a, k in zip(attacks, keys, strict=True) if k not in done]
+    todo = list({run_key(a, budget): a for a in todo}.values())  # the same run asked for twice trains once
     if verbose:
         for k in keys:
             if k in done:
                 print(_line(done[k], cached=True))
 
-    def keep(result: Result) -> None:
-        row = result_row(result)
+    def keep(row: dict) -> None:
         done[_row_key(row)] = row
         if csv_path:
             write_results(list(done.values()), csv_path)
         if verbose:
             print(_line(row, cached=False), flush=True)
 
-    run_many(todo, budget, data_root=data_root, download=download, on_result=keep)
+    run_all(todo, budget, None, data_root, download, keep, workers, executor, finish=result_row)
     return [done[k] for k in keys]
 
 
@@ -123,10 +133,12 @@ def rate_sweep(
     data_root: str | os.PathLike | None = None,
     download: bool = False,
     verbose: bool = True,
+    workers: int | None = None,
+    executor: Executor | None = None,
 ) -> list[dict]:
     """``attack`` at every poisoning rate and seed (seed-major, so each seed's data subset is loaded once)."""
     attacks = [attack.replace(rate=float(r), count=None, seed=int(s)) for s in seeds for r in rates]
-    return run_sweep(attacks, budget, csv_path, data_root, download, verbose)
+    return run_sweep(attacks, budget, csv_path, data_root, download, verbose, workers, executor)
 
 
 def summarize(rows: Sequence[dict], by: str = "poisoning_rate") -> list[dict]:
