@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "results": ("badnets_utils.results", "main"),
     "classroom": ("badnets_utils.classroom", "main"),
     "set-repo": ("badnets_utils.repo", "main"),
+    "sweep": ("badnets_utils.sweep", "main"),
 }
 ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
 

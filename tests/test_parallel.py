@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from concurrent.futures import Executor, Future
 
 import pytest
 import torch
 
+from badnets_utils import cli
 from badnets_utils.experiment import Attack, Budget, run_many
 from badnets_utils.parallel import RunsFailedError, auto_workers, run_all
 from badnets_utils.sweep import read_results, result_row, run_sweep
@@ -119,3 +121,21 @@ def test_an_interrupted_sweep_keeps_its_rows_and_resumes(mnist_root, tmp_path):
     again = read_results(path)
     assert sorted(r["trigger_label"] for r in again) == [1, 2, 3, 4]  # no row lost, none twice
     assert [r["seconds"] for r in again[:2]] == [r["seconds"] for r in kept]  # the finished ones were not retrained
+
+
+def test_sweep_command_trains_then_reuses_its_csv(mnist_root, tmp_path, capsys):
+    path = tmp_path / "cli.csv"
+    argv = ["sweep", "--rates", "0", "0.1", "--epochs", "1", "--train_limit", "300", "--test_limit", "100",
+            "--csv", str(path), "--workers", "1", "--data_path", str(mnist_root), "--device", "cpu"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert [r["poisoning_rate"] for r in read_results(path)] == [0.0, 0.1]
+    capsys.readouterr()
+    assert cli.main(argv) == 0 and capsys.readouterr().out.count("from the CSV") == 2
+
+
+def test_scheduler_without_dask_says_how_to_install_it(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if dask were not installed
+    assert cli.main(["sweep", "--scheduler", "tcp://127.0.0.1:8786", "--csv", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install "dask[distributed]"' in err
+    assert not (tmp_path / "s.csv").exists()
