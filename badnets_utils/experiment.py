@@ -379,7 +379,8 @@ def run_many(
     """
     attacks = [check_attack_settings(a) for a in attacks]
     check_budget(budget)
-    return run_all(attacks, budget, data, data_root, download, on_result, workers, executor, progress=progress)
+    return run_all(run, load_data, attacks, budget, data, data_root, download, on_result, workers, executor,
+                   progress=progress)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- save

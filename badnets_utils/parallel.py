@@ -56,6 +56,8 @@ class Job:
     data_root: str | None
     download: bool
     finish: Callable | None  # applied to the Result in the worker (e.g. sweep.result_row): what comes back
+    run: Callable  # experiment.run (passed in: this module does not import the pipeline)
+    load: Callable  # experiment.load_data
 
 
 def auto_workers(budget, n_runs: int) -> int:
@@ -86,23 +88,19 @@ _loaded: dict[tuple, Data] = {}  # this process's data, loaded once per key (a w
 
 
 def _data_for(job: Job) -> Data:
-    from .experiment import load_data
-
     b = job.budget
     key = (job.attack.dataset, job.attack.seed, b.train_limit, b.test_limit, job.data_root)
     if key not in _loaded:
         while len(_loaded) >= DATA_CACHE_SIZE:
             _loaded.pop(next(iter(_loaded)))
-        _loaded[key] = load_data(job.attack.dataset, b, job.attack.seed, job.data_root, job.download)
+        _loaded[key] = job.load(job.attack.dataset, b, job.attack.seed, job.data_root, job.download)
     return _loaded[key]
 
 
 def run_job(job: Job, data: Data | None = None) -> Any:
     """One run with ``RUN_THREADS`` threads, on ``data`` or on this process's copy of the job's data."""
-    from .experiment import run
-
     with fixed_threads():
-        result = run(job.attack, job.budget, data if data is not None else _data_for(job), progress=False)
+        result = job.run(job.attack, job.budget, data if data is not None else _data_for(job), progress=False)
     return job.finish(result) if job.finish is not None else result
 
 
@@ -111,6 +109,8 @@ def _why(err: BaseException) -> str:
 
 
 def run_all(
+    run: Callable,
+    load: Callable,
     attacks: Sequence,
     budget,
     data: Data | None = None,
@@ -122,11 +122,12 @@ def run_all(
     finish: Callable | None = None,
     progress: bool = True,
 ) -> list:
-    """One run per (checked) attack, results in the attacks' order; ``on_result`` is called here, in this process,
+    """One run per (checked) attack with ``run`` (``experiment.run``) on data from ``load`` (``experiment.load_data``,
+    called once per worker and data set), results in the attacks' order; ``on_result`` is called here, in this process,
     as each run finishes (in the order they finish). Failed runs do not stop the others: RunsFailedError at the end.
     """
     root = None if data_root is None else str(data_root)
-    jobs = [Job(i, a, budget, root, download, finish) for i, a in enumerate(attacks)]
+    jobs = [Job(i, a, budget, root, download, finish, run, load) for i, a in enumerate(attacks)]
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers {workers!r} is not allowed; allowed: a whole number ≥ 1, or None (one per core)")
     n = workers if workers is not None else auto_workers(budget, len(jobs))

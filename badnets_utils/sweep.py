@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .experiment import Attack, Budget, Result, check_attack_settings, check_budget
+from .experiment import Attack, Budget, Result, check_attack_settings, check_budget, load_data, run
 from .files import atomic_write_text
 from .parallel import RunsFailedError, run_all
 
@@ -121,7 +121,7 @@ def run_sweep(
         if verbose:
             print(_line(row, cached=False), flush=True)
 
-    run_all(todo, budget, None, data_root, download, keep, workers, executor, finish=result_row)
+    run_all(run, load_data, todo, budget, None, data_root, download, keep, workers, executor, finish=result_row)
     return [done[k] for k in keys]
 
 

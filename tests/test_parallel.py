@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from badnets_utils import cli
-from badnets_utils.experiment import Attack, Budget, run_many
+from badnets_utils.experiment import Attack, Budget, load_data, run, run_many
 from badnets_utils.parallel import RunsFailedError, auto_workers, run_all
 from badnets_utils.sweep import read_results, result_row, run_sweep
 
@@ -87,7 +87,9 @@ def test_a_dead_worker_is_reported_by_name_and_the_others_go_on(mnist_root):
     attacks = [Attack(target=2), Attack(target=4, name="doomed"), Attack(target=5), Attack(target=6)]
     rows = []
     with pytest.raises(RunsFailedError, match="'doomed': its worker process died") as failed:
-        run_all(attacks, small, data_root=mnist_root, on_result=rows.append, workers=2, finish=die_on_doomed)
+        run_all(
+            run, load_data, attacks, small, data_root=mnist_root, on_result=rows.append, workers=2, finish=die_on_doomed
+        )
     assert list(failed.value.failures) == ["doomed"]
     assert sorted(r["trigger_label"] for r in rows) == [2, 5, 6]
 
