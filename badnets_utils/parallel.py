@@ -18,6 +18,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -196,6 +197,7 @@ def _send(conn: Connection, obj: Any) -> None:
 
 def _serve(conn: Connection, data: bytes) -> None:
     """A pool worker: run jobs from ``conn`` until it sends None; answer (index, ok, result or why)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool, rows kept
     loaded = pickle.loads(data)
     while (job := pickle.loads(conn.recv_bytes())) is not None:
         try:
