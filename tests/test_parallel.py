@@ -141,3 +141,11 @@ def test_scheduler_without_dask_says_how_to_install_it(monkeypatch, capsys, tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'pip install "dask[distributed]"' in err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_data_given_by_the_caller_reaches_the_pool(mnist_root):
+    small = BUDGET.replace(train_limit=300, test_limit=100)
+    data = load_data("MNIST", small, 0, mnist_root)
+    attacks = [Attack(target=2), Attack(target=4, position="random")]
+    here = run_many(attacks, small, data=data, workers=1, progress=False)
+    _same_models(here, run_many(attacks, small, data=data, workers=2, progress=False))
