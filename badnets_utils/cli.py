@@ -39,6 +39,7 @@ SUBCOMMANDS = {
     "results": ("badnets_utils.results", "main"),
     "classroom": ("badnets_utils.classroom", "main"),
     "set-repo": ("badnets_utils.repo", "main"),
+    "sweep": ("badnets_utils.sweep", "main"),
 }
 ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
 PATH_FLAGS = ("checkpoint", "manifest", "data_path", "trigger_path", "output_dir")  # '~' expanded (even after '=')

@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .checkpoints import CheckpointError, checkpoint_name, read_config, run_tag,
 from .data import DATASETS, ImageData, canonical_name, load_splits, random_subset
 from .files import check_output_dir, input_path, shown
 from .models import BadNet, build_model
+from .parallel import run_all
 from .poison import (
     attack_test_set,
     check_attack,
@@ -412,19 +414,22 @@ def run_many(
     data_root: str | Path | None = None,
     download: bool = False,
     on_result: Callable[[Result], None] | None = None,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    progress: bool = True,
 ) -> list[Result]:
-    """One run per attack on the same data, loaded once (a sweep or a table of variants is this loop)."""
+    """One run per attack, results in the attacks' order (a sweep or a table of variants is this call).
+
+    ``workers``: None = one worker process per usable core, 1 = one after another in this process, N = N worker
+    processes; ``executor`` (any ``concurrent.futures.Executor``, e.g. Dask's ``client.get_executor()``) overrides
+    it. Each worker loads the data once (or receives ``data``); every run trains with one thread wherever it runs,
+    so all of these give the same models to the last bit. ``on_result`` is called in this process as each run
+    finishes; a run that fails (or whose worker dies) does not stop the others: ``parallel.RunsFailedError`` at the end.
+    """
     attacks = [check_attack_settings(a) for a in attacks]
-    loaded: dict[tuple[str, int], tuple[ImageData, ImageData]] = {}
-    results = []
-    for attack in attacks:
-        key = (attack.dataset, attack.seed)
-        if data is None and key not in loaded:
-            loaded[key] = load_data(attack.dataset, budget, attack.seed, data_root, download)
-        results.append(run(attack, budget, data or loaded[key], progress=False))
-        if on_result is not None:
-            on_result(results[-1])
-    return results
+    check_budget(budget)
+    return run_all(run, load_data, attacks, budget, data, data_root, download, on_result, workers, executor,
+                   progress=progress)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- save

@@ -19,7 +19,7 @@ import torch
 
 from .argparsing import Parser
 from .checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_file, write_manifest
-from .experiment import Attack, Budget, final_metrics, load_data, output_paths, prepare, run, save_run
+from .experiment import Attack, Budget, final_metrics, load_data, output_paths, prepare, run_many, save_run
 from .files import atomic_write_text, check_output_dir
 
 # Longer and gentler than the CLI's 4-epoch default, so that the backdoored models are as accurate on clean
@@ -153,23 +153,31 @@ def write_readme_table(readme_path: Path, entries: dict) -> None:
     atomic_write_text(readme_path, text)
 
 
-def retrain(out: Path, data_root=None, only: list[str] | None = None) -> dict:
-    """Train every release (or ``only`` these) into ``out`` (checkpoints/, logs/, MANIFEST.json); returns entries."""
+def retrain(
+    out: Path, data_root=None, only: list[str] | None = None, workers: int | None = None, executor=None
+) -> dict:
+    """Train every release (or ``only`` these) into ``out`` (checkpoints/, logs/, MANIFEST.json); returns entries.
+    ``workers`` / ``executor``: where they train, as in ``experiment.run_many`` (releases of one budget together)."""
     unknown = sorted(set(only or ()) - set(RELEASES))
     if unknown:
         raise ValueError(f"unknown release(s) {unknown}; allowed: {', '.join(RELEASES)}")
     folder = out / "checkpoints"
+    chosen = {name: release for name, release in RELEASES.items() if not only or name in only}
     targets = [Path("checkpoints") / MANIFEST_NAME]
-    for name, (attack, _) in RELEASES.items():
-        if not only or name in only:
-            targets += [p.relative_to(out) for p in output_paths(attack, out, name)]
+    for name, (attack, _) in chosen.items():
+        targets += [p.relative_to(out) for p in output_paths(attack, out, name)]
     check_output_dir(out, targets)  # before any training: never over the shipped files
+    trained = {}
+    for budget in dict.fromkeys(b for _, b in chosen.values()):
+        names = [name for name, (_, b) in chosen.items() if b == budget]
+        for name in names:
+            print(f"training {name}: {command(*chosen[name])}", flush=True)
+        attacks = [chosen[name][0].replace(trigger=ROOT / chosen[name][0].trigger) for name in names]
+        results = run_many(attacks, budget, data_root=data_root, workers=workers, executor=executor)
+        trained.update(zip(names, results, strict=True))
     entries = {}
-    for name, (attack, budget) in RELEASES.items():
-        if only and name not in only:
-            continue
-        print(f"training {name}: {command(attack, budget)}", flush=True)
-        result = run(attack.replace(trigger=ROOT / attack.trigger), budget, data_root=data_root, progress=False)
+    for name, (attack, budget) in chosen.items():
+        result = trained[name]
         ckpt, _ = save_run(result, out, name)
         entry = {**release_entry(attack, budget), "torch": torch.__version__.split("+")[0]}
         entry["sha256"] = sha256_file(ckpt)
@@ -194,12 +202,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
     p.add_argument("--retrain", action="store_true", help="retrain every release into --out (maintainers)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="with --retrain: only these releases")
+    p.add_argument("--workers", type=int, default=None, help="with --retrain: worker processes (default: one per core)")
     p.add_argument("--out", default="runs/release", help="where --retrain writes checkpoints/, logs/ and the manifest")
     p.add_argument("--update-readme", metavar="README", default=None,
                    help="after a check without mismatch, write the table into this README")  # fmt: skip
     args = p.parse_args(argv)
     if args.retrain:
-        entries = retrain(Path(args.out), args.data_path, args.only)
+        entries = retrain(Path(args.out), args.data_path, args.only, args.workers)
         print(render_table(entries))
         print(f"\nreview, then copy {args.out}/checkpoints and {args.out}/logs into the repository and run "
               "`python -m badnets_utils results --update-readme README.md` to refresh the README's table")  # fmt: skip

@@ -1,4 +1,5 @@
-"""Sweeps: a list of attacks run with one budget through ``experiment.run_many``, each result kept in a CSV.
+"""Sweeps: a list of attacks run with one budget through the engine of ``experiment.run_many``, each result kept in
+a CSV.
 
 A row of the CSV holds an attack's settings, the budget, and the run's results. A sweep that is run again (or
 interrupted and restarted) only trains what is missing, and its plots can be redrawn without training::
@@ -12,13 +13,16 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 import torch
 
-from .experiment import Attack, Budget, Result, check_attack_settings, run_many
+from .experiment import Attack, Budget, Result, check_attack_settings, check_budget, load_data, run
 from .files import atomic_write_text
+from .parallel import RunsFailedError, run_all
 
 KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
 RESULT_FIELDS = ("poisoned", "train_size", "test_size", "tca", "asr", "seconds")  # what it measured
@@ -92,25 +96,32 @@ def run_sweep(
     data_root: str | os.PathLike | None = None,
     download: bool = False,
     verbose: bool = True,
+    workers: int | None = None,
+    executor: Executor | None = None,
 ) -> list[dict]:
-    """One row per attack, in order; runs already in ``csv_path`` are reused, new ones added as they end."""
+    """One row per attack, in order; runs already in ``csv_path`` are reused, each new one is added to it (an
+    atomic rewrite, by this process only) as soon as it finishes, so an interrupted sweep resumes where it stopped.
+    ``workers`` / ``executor``: where the runs train, as in ``experiment.run_many`` (the rows do not depend on it).
+    """
+    attacks = [check_attack_settings(a) for a in attacks]
+    check_budget(budget)
     done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
     keys = [run_key(a, budget) for a in attacks]
     todo = [a for a, k in zip(attacks, keys, strict=True) if k not in done]
+    todo = list({run_key(a, budget): a for a in todo}.values())  # the same run asked for twice trains once
     if verbose:
         for k in keys:
             if k in done:
                 print(_line(done[k], cached=True))
 
-    def keep(result: Result) -> None:
-        row = result_row(result)
+    def keep(row: dict) -> None:
         done[_row_key(row)] = row
         if csv_path:
             write_results(list(done.values()), csv_path)
         if verbose:
             print(_line(row, cached=False), flush=True)
 
-    run_many(todo, budget, data_root=data_root, download=download, on_result=keep)
+    run_all(run, load_data, todo, budget, None, data_root, download, keep, workers, executor, finish=result_row)
     return [done[k] for k in keys]
 
 
@@ -123,10 +134,12 @@ def rate_sweep(
     data_root: str | os.PathLike | None = None,
     download: bool = False,
     verbose: bool = True,
+    workers: int | None = None,
+    executor: Executor | None = None,
 ) -> list[dict]:
     """``attack`` at every poisoning rate and seed (seed-major, so each seed's data subset is loaded once)."""
     attacks = [attack.replace(rate=float(r), count=None, seed=int(s)) for s in seeds for r in rates]
-    return run_sweep(attacks, budget, csv_path, data_root, download, verbose)
+    return run_sweep(attacks, budget, csv_path, data_root, download, verbose, workers, executor)
 
 
 def summarize(rows: Sequence[dict], by: str = "poisoning_rate") -> list[dict]:
@@ -159,3 +172,92 @@ def format_summary(summary: Sequence[dict]) -> str:
             f"{100 * s['asr_mean']:>7.2f} ± {100 * s['asr_std']:<4.2f}"
         )
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+
+SCHEDULER_ENV = "BADNETS_SCHEDULER"  # the Dask scheduler a sweep uses when --scheduler is not given
+DASK_MISSING = 'Dask is not installed here: pip install "dask[distributed]" (or pip install -e ".[cluster]")'
+
+
+def _pair(text: str) -> tuple[int, int]:
+    source, sep, target = text.partition(":")
+    if not sep or not source.strip().isdigit() or not target.strip().isdigit():
+        raise ValueError(f"pair {text!r} is not SOURCE:TARGET; allowed: two class numbers, e.g. 7:1")
+    return int(source), int(target)
+
+
+def sweep_attacks(args) -> list[Attack]:
+    """The sweep command's attacks: every seed × trigger × pair (or target) × rate, seed-major."""
+    pairs = [_pair(p) for p in args.pairs] if args.pairs else [(None, t) for t in args.targets]
+    mode = args.poison_mode
+    return [
+        Attack(dataset=args.dataset, trigger=trigger, trigger_size=args.trigger_size, source=source, target=target,
+               rate=float(rate), mode=mode, seed=seed)
+        for seed in args.seeds for trigger in args.triggers for source, target in pairs for rate in args.rates
+    ]  # fmt: skip
+
+
+def dask_executor(address: str):
+    """``concurrent.futures`` executor of the Dask scheduler at ``address`` (ValueError in one line if unusable)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ValueError(f"--scheduler {address}: {DASK_MISSING}") from None
+    try:
+        return Client(address, timeout="10s").get_executor()
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
+
+
+def main(argv: list[str]) -> int:
+    """``python -m badnets_utils sweep``: train a grid of attacks, each row kept in --csv as it finishes."""
+    from .argparsing import Parser
+
+    a, b = Attack(), Budget()
+    p = Parser(prog="badnets sweep", description="Train a grid of attacks (every seed × trigger × pair or target × "
+               "rate) on a local pool or a Dask cluster; each finished run is a row of --csv, so a sweep that is "
+               "started again only trains what is missing.")  # fmt: skip
+    add = p.add_argument
+    add("--rates", type=float, nargs="+", default=[a.rate], help="poisoning rates, in [0, 1]")
+    add("--seeds", type=int, nargs="+", default=[a.seed], help="seeds")
+    add("--triggers", nargs="+", default=[a.trigger], help="built-in trigger kinds or image files")
+    add("--targets", type=int, nargs="+", default=[a.target], help="target classes (all-to-one)")
+    add("--pairs", nargs="+", default=None, metavar="SOURCE:TARGET", help="single-target pairs, e.g. 7:1 (instead "
+        "of --targets)")  # fmt: skip
+    add("--dataset", default=a.dataset, help="MNIST, FashionMNIST or CIFAR10")
+    add("--trigger_size", type=int, default=a.trigger_size, help="trigger side in pixels")
+    add("--poison_mode", default=a.mode, help="add or replace")
+    add("--epochs", type=int, default=b.epochs, help="training epochs")
+    add("--batch_size", type=int, default=b.batch_size, help="batch size")
+    add("--lr", type=float, default=b.lr, help="learning rate")
+    add("--device", default=b.device, help="auto, cpu, cuda, cuda:N or mps (one worker on an accelerator)")
+    add("--train_limit", type=int, default=None, help="a random subset of this many training images")
+    add("--test_limit", type=int, default=None, help="a random subset of this many test images")
+    add("--data_path", default=None, help="data root of every worker (default: each one's $BADNETS_DATA, else ./data)")
+    add("--download", action="store_true", help="download the dataset if it is missing")
+    add("--csv", default="runs/sweeps/sweep.csv", help="the sweep's CSV: rows already there are reused")
+    add("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    add("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None, metavar="ADDRESS",
+        help=f"a Dask scheduler, e.g. tcp://host:8786 (default: ${SCHEDULER_ENV}); overrides --workers")  # fmt: skip
+    args = p.parse_args(argv)
+    budget = check_budget(Budget(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
+                                 train_limit=args.train_limit, test_limit=args.test_limit))  # fmt: skip
+    attacks = [check_attack_settings(x) for x in sweep_attacks(args)]
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers} is not allowed; allowed: a whole number ≥ 1")
+    executor = dask_executor(args.scheduler) if args.scheduler else None
+    where = f"Dask scheduler {args.scheduler}" if executor else f"{args.workers or 'one per core'} local worker(s)"
+    print(f"{len(attacks)} runs on {where}; rows in {args.csv}", flush=True)
+    try:
+        rows = run_sweep(attacks, budget, args.csv, args.data_path, args.download, True, args.workers, executor)
+    except RunsFailedError as err:
+        for name, why in err.failures.items():
+            print(f"badnets sweep: run {name!r} failed: {why.splitlines()[0]}", file=sys.stderr)
+        print(
+            f"the {len(attacks) - len(err.failures)} other runs are in {args.csv}; run again to retry", file=sys.stderr
+        )
+        return 1
+    if len(args.rates) > 1:
+        print(format_summary(summarize(rows)))
+    return 0

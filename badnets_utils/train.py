@@ -121,6 +121,12 @@ def busy_elsewhere(samples: int = 5) -> float:
             return 0.0
 
 
+def usable_cores() -> int:
+    """Physical cores of this process's CPU affinity, capped by a cgroup CPU quota."""
+    cores, limit = physical_cores(), _cgroup_cpu_limit()
+    return min(cores, limit) if limit else cores
+
+
 def choose_threads() -> int:
     """Intra-op threads for training now: the cores this process may use minus those other processes keep busy.
 
@@ -131,9 +137,7 @@ def choose_threads() -> int:
     2 cores, three runs at once: 1.03x the fair share with this rule, 4.7x with torch's default). ``fit``
     re-checks every few seconds, so a run speeds up again when the others finish.
     """
-    cpus = _usable_cpus()
-    cores, limit = physical_cores(cpus), _cgroup_cpu_limit()
-    cores = min(cores, limit) if limit else cores
+    cpus, cores = _usable_cpus(), usable_cores()
     share = len(cpus) / max(os.cpu_count() or 1, len(cpus))  # the load count is machine-wide: keep our CPUs' part
     return max(1, min(cores, cores - round(busy_elsewhere() * share)))
 

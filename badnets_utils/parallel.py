@@ -1,0 +1,263 @@
+"""Many runs at once: the engine behind ``experiment.run_many`` and the sweeps.
+
+Three ways to run a list of attacks, with the same results to the last bit:
+
+- ``workers=1``: one after another in this process;
+- ``workers=N``: a local pool of N worker processes (``workers=None``: one per usable core), each of which loads
+  the data once and keeps it; a worker that dies is reported by the name of the attack it was running, replaced,
+  and the other runs go on;
+- ``executor=``: any ``concurrent.futures.Executor``, e.g. Dask's ``client.get_executor()`` for a cluster.
+
+Every run trains with one intra-op thread wherever it runs (``RUN_THREADS``): the thread count changes the
+weights, so it is part of the result, and the parallelism comes from the workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_ready
+from typing import Any
+
+import torch
+
+from .data import ImageData
+from .progress import tqdm
+from .train import THREADS_ENV, select_device, usable_cores
+
+RUN_THREADS = 1  # intra-op threads of every run of a sweep, wherever it runs
+DATA_CACHE_SIZE = 4  # data sets a worker keeps loaded (one per dataset, seed and budget limits)
+Data = tuple[ImageData, ImageData]
+
+
+class RunsFailedError(RuntimeError):
+    """Some runs of a sweep failed; ``failures`` maps each one's label to why. The others finished."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        lines = "; ".join(f"{name!r}: {why}" for name, why in failures.items())
+        super().__init__(f"{len(failures)} run(s) failed, the others finished: {lines}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs for one run, besides the data it may already hold."""
+
+    index: int
+    attack: Any  # experiment.Attack
+    budget: Any  # experiment.Budget
+    data_root: str | None
+    download: bool
+    finish: Callable | None  # applied to the Result in the worker (e.g. sweep.result_row): what comes back
+    run: Callable  # experiment.run (passed in: this module does not import the pipeline)
+    load: Callable  # experiment.load_data
+
+
+def auto_workers(budget, n_runs: int) -> int:
+    """One worker per usable core on the CPU (never more than runs); one on an accelerator."""
+    if select_device(budget.device).type != "cpu":
+        return 1
+    return max(1, min(usable_cores(), n_runs))
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int = RUN_THREADS) -> Iterator[None]:
+    """Train with ``n`` intra-op threads (the thread rule of ``train.ThreadGovernor`` off); restore afterwards."""
+    saved_threads, saved_env = torch.get_num_threads(), {v: os.environ.get(v) for v in THREADS_ENV}
+    os.environ.update({v: str(n) for v in THREADS_ENV})
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved_threads)
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+_loaded: dict[tuple, Data] = {}  # this process's data, loaded once per key (a worker's memory)
+
+
+def _data_for(job: Job) -> Data:
+    b = job.budget
+    key = (job.attack.dataset, job.attack.seed, b.train_limit, b.test_limit, job.data_root)
+    if key not in _loaded:
+        while len(_loaded) >= DATA_CACHE_SIZE:
+            _loaded.pop(next(iter(_loaded)))
+        _loaded[key] = job.load(job.attack.dataset, b, job.attack.seed, job.data_root, job.download)
+    return _loaded[key]
+
+
+def run_job(job: Job, data: Data | None = None) -> Any:
+    """One run with ``RUN_THREADS`` threads, on ``data`` or on this process's copy of the job's data."""
+    with fixed_threads():
+        result = job.run(job.attack, job.budget, data if data is not None else _data_for(job), progress=False)
+    return job.finish(result) if job.finish is not None else result
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def run_all(
+    run: Callable,
+    load: Callable,
+    attacks: Sequence,
+    budget,
+    data: Data | None = None,
+    data_root: str | os.PathLike | None = None,
+    download: bool = False,
+    on_result: Callable[[Any], None] | None = None,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    finish: Callable | None = None,
+    progress: bool = True,
+) -> list:
+    """One run per (checked) attack with ``run`` (``experiment.run``) on data from ``load`` (``experiment.load_data``,
+    called once per worker and data set), results in the attacks' order; ``on_result`` is called here, in this process,
+    as each run finishes (in the order they finish). Failed runs do not stop the others: RunsFailedError at the end.
+    """
+    root = None if data_root is None else str(data_root)
+    jobs = [Job(i, a, budget, root, download, finish, run, load) for i, a in enumerate(attacks)]
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers {workers!r} is not allowed; allowed: a whole number ≥ 1, or None (one per core)")
+    n = workers if workers is not None else auto_workers(budget, len(jobs))
+    results: list = [None] * len(jobs)
+    failures: dict[str, str] = {}
+    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress or not jobs)
+    try:
+        if executor is not None:
+            outcomes = _on_executor(executor, jobs, data)
+        elif n == 1 or len(jobs) <= 1:
+            outcomes = _in_process(jobs, data)
+        else:
+            outcomes = _on_pool(jobs, data, min(n, len(jobs)))
+        for index, ok, value in outcomes:
+            bar.update(1)
+            if not ok:
+                failures[jobs[index].attack.label] = value
+                continue
+            results[index] = value
+            if on_result is not None:
+                on_result(value)
+    finally:
+        bar.close()
+    if failures:
+        raise RunsFailedError(failures)
+    return results
+
+
+Outcome = tuple[int, bool, Any]  # (job index, finished, result or why it failed)
+
+
+def _in_process(jobs: list[Job], data: Data | None) -> Iterator[Outcome]:
+    for job in jobs:
+        try:
+            yield job.index, True, run_job(job, data)
+        except Exception as err:  # noqa: BLE001 — reported by the run's name; the others go on
+            yield job.index, False, _why(err)
+
+
+def _on_executor(executor: Executor, jobs: list[Job], data: Data | None) -> Iterator[Outcome]:
+    """Every job submitted at once (the executor schedules them); outcomes as they complete."""
+    futures: dict[Future, int] = {}
+    try:
+        for job in jobs:
+            futures[executor.submit(run_job, job, data)] = job.index
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.__getitem__):
+                try:
+                    yield futures[future], True, future.result()
+                except Exception as err:  # noqa: BLE001 — e.g. Dask's KilledWorker: reported by name
+                    yield futures[future], False, _why(err)
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+# ----------------------------------------------------------------------------- the local pool
+
+
+def _send(conn: Connection, obj: Any) -> None:
+    """Plain pickles, not torch's shared-memory ones: no file descriptor stays open per tensor received."""
+    conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _serve(conn: Connection, data: bytes) -> None:
+    """A pool worker: run jobs from ``conn`` until it sends None; answer (index, ok, result or why)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool, rows kept
+    loaded = pickle.loads(data)
+    while (job := pickle.loads(conn.recv_bytes())) is not None:
+        try:
+            answer = (job.index, True, run_job(job, loaded))
+        except Exception as err:  # noqa: BLE001 — sent back, reported by the run's name
+            answer = (job.index, False, f"{_why(err)}\n{traceback.format_exc(limit=-3)}")
+        _send(conn, answer)
+
+
+class _Worker:
+    def __init__(self, ctx, data: bytes) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, data), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+
+    def give(self, job: Job) -> None:
+        self.job = job
+        _send(self.conn, job)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            _send(self.conn, None)
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _on_pool(jobs: list[Job], data: Data | None, n: int) -> Iterator[Outcome]:  # noqa: C901
+    """N spawned worker processes, one job each at a time; a dead worker's job fails by name and is replaced."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process whose torch threads already started
+    todo, data = list(reversed(jobs)), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    pool = [_Worker(ctx, data) for _ in range(n)]
+    try:
+        for worker in pool:
+            if todo:
+                worker.give(todo.pop())
+        while any(w.job is not None for w in pool):
+            busy = [w for w in pool if w.job is not None]
+            ready = wait_ready([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for i, worker in enumerate(pool):
+                if worker.job is None or not (worker.conn in ready or worker.process.sentinel in ready):
+                    continue
+                try:
+                    outcome = pickle.loads(worker.conn.recv_bytes())
+                except (EOFError, OSError):  # the process died mid-run
+                    worker.process.join()
+                    code = worker.process.exitcode
+                    outcome = (worker.job.index, False, f"its worker process died (exit code {code})")
+                    worker.conn.close()
+                    worker = pool[i] = _Worker(ctx, data)
+                worker.job = None
+                if todo:
+                    worker.give(todo.pop())
+                yield outcome
+    finally:
+        for worker in pool:
+            if worker.job is not None:
+                worker.process.kill()
+            worker.stop()
