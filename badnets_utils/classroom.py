@@ -27,6 +27,11 @@ from .repo import read_notebook, write_notebook
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".badnets-classroom"
 HIDDEN_TAGS = frozenset({"solution", "teacher"})
+# Sentences of the notebooks that are true only where the solution cells are: the student edition says this instead.
+STUDENT_WORDING = {
+    "The solutions are in the collapsed cells (not in the student edition).": "Your teacher has the solutions.",
+    "The solutions are in the collapsed cells.": "Your teacher has the solutions.",
+}
 # Folders the notebooks read through ``cfg`` or relative links (``../docs/painter.png``), copied when present.
 SHIPPED = ("badnets_utils", "triggers", "checkpoints", "logs", "results", "docs")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
@@ -47,6 +52,9 @@ def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb.cells = [c for c in nb.cells if not is_hidden(c)]
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "markdown":
+            for old, new in STUDENT_WORDING.items():
+                cell.source = cell.source.replace(old, new)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.metadata.pop("widgets", None)

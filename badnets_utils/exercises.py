@@ -133,7 +133,8 @@ HINTS: dict[str, tuple[str, str]] = {
         "the bars are `responses['BadNet']['difference']`, a tensor of 32 values; `.argmax()` finds the largest.",
     ),
 }
-MORE = '  (More help: exercises.hint("{key}", level=2); the solution is in the hidden cell below.)'
+# No word on where the solution is: the student edition has none (classroom.py), the others a collapsed cell.
+MORE = '  (More help: exercises.hint("{key}", level=2).)'
 
 
 def hint(key: str, level: int = 1) -> None:

@@ -151,3 +151,10 @@ def test_student_edition_of_notebook_01_runs(tmp_path: Path, monkeypatch, mnist_
     assert used == (out / "badnets_utils" / "__init__.py").resolve()  # the copy, not this checkout
     setup_output = "".join(o.get("text", "") for o in nb.cells[find_setup_cell(nb)].outputs)
     assert "mode: QUICK" in setup_output
+    # every sentence of the student edition is true there: it has no solution cells, so none points at one
+    said = "".join(c.source for c in nb.cells) + "".join(
+        o.get("text", "") for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert "Your teacher has the solutions." in said
+    for false_there in ("collapsed cell", "hidden cell", "solution cell"):
+        assert false_there not in said, false_there
