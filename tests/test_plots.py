@@ -164,7 +164,7 @@ def test_projector_sizes_one_colour_for_a_fired_backdoor_and_a_clean_baseline():
         _texts_at_least(fig, plots.MIN_FONT)
         _legend_off_the_axes(fig)
     labels = [t.get_text() for t in bars.axes[0].get_legend().get_texts()]
-    assert any("clean model's ASR (0.1 %)" in t for t in labels) and not any("chance" in t for t in labels)
+    assert any("clean model's ASR: 0.10 %" in t for t in labels) and not any("chance" in t for t in labels)
     asr_bars = [
         p
         for p in bars.axes[0].patches
