@@ -157,23 +157,26 @@ def filter_changes(clean: BadNet, badnet: BadNet) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _mean_channels(features, model: BadNet, images: torch.Tensor) -> torch.Tensor:
+    """Mean activation per channel of ``features(uint8 images)`` (a layer of ``model``), over images and places."""
+    model.eval()
+    return features(images.to(next(model.parameters()).device)).float().mean((0, 2, 3)).cpu()
+
+
 def filter_response(model: BadNet, clean: torch.Tensor, triggered: torch.Tensor) -> torch.Tensor:
     """Per conv1 filter (after ReLU and pooling): mean activation on triggered minus on clean uint8 images."""
-    model.eval()
-    dev = next(model.parameters()).device
-    a = model.conv1(model.normalize(clean.to(dev))).mean((0, 2, 3))
-    b = model.conv1(model.normalize(triggered.to(dev))).mean((0, 2, 3))
-    return (b - a).cpu()
+
+    def first(x):
+        return model.conv1(model.normalize(x))
+
+    return _mean_channels(first, model, triggered) - _mean_channels(first, model, clean)
 
 
-@torch.no_grad()
 def channel_response(model: BadNet, clean: torch.Tensor, triggered: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mean activation of each last-convolution channel (conv2, after ReLU and pooling) on clean and on triggered
     uint8 images, and the difference: the channels that fire for the trigger stand out."""
-    model.eval()
-    dev = next(model.parameters()).device
-    a = model.conv_features(clean.to(dev)).float().mean((0, 2, 3)).cpu()
-    b = model.conv_features(triggered.to(dev)).float().mean((0, 2, 3)).cpu()
+    a = _mean_channels(model.conv_features, model, clean)
+    b = _mean_channels(model.conv_features, model, triggered)
     return {"clean": a, "triggered": b, "difference": b - a}
 
 

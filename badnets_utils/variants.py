@@ -180,9 +180,9 @@ def reach_figure(model: BadNet, positions: Sequence[tuple[int, int]], image: tor
             ax.imshow(to_display(image), cmap="gray", alpha=0.25, vmin=0, vmax=255)
         for r, c in positions:
             ax.plot(c, r, "s", ms=7, mfc="none", mec="red", mew=1.8, clip_on=False)
-        counts = [f"({r}, {c}): {int(values[r, c])}" for r, c in positions]
+        labels = [f"({r}, {c}): {int(values[r, c])}" for r, c in positions]
         ax.set_xlabel(
-            " · ".join(counts[:3]) + ("\n" + " · ".join(counts[3:]) if counts[3:] else ""), fontsize=10, color="red"
+            " · ".join(labels[:3]) + ("\n" + " · ".join(labels[3:]) if labels[3:] else ""), fontsize=10, color="red"
         )
         ax.set_xticks([0, 7, 14, 21, 27])
         ax.set_yticks([0, 7, 14, 21, 27])
