@@ -172,8 +172,7 @@ class TriggerPainter:
         import ipywidgets as W
 
         wide = {"description_width": "90px"}
-        self._grid = W.GridBox(layout=W.Layout(grid_gap="1px", width="max-content"))
-        self._grid.add_class("painter-grid")
+        self._grid = W.GridBox(layout=self._grid_layout(), _dom_classes=["painter-grid"])
         self._size_w = W.IntSlider(
             value=self.canvas.size,
             min=1,
@@ -290,13 +289,35 @@ class TriggerPainter:
         import ipywidgets as W
 
         if (r, c) not in self._cells:
-            layout = W.Layout(padding="0", margin="0", border="1px solid #9e9e9e")
-            cell = W.Button(description="", tooltip=f"r{r}c{c}", layout=layout)
-            cell.add_class("painter-cell")
-            cell.add_class(f"painter-cell-r{r}-c{c}")
+            # Every cell is born with its final size, colour and classes: state sent in separate updates right after
+            # a widget's creation can reach a slow (ipywidgets 7) frontend out of step, leaving cells unsized.
+            px = f"{self._cell_px()}px"
+            color, on = self._cell_look(r, c)
+            cell = W.Button(
+                description="",
+                tooltip=f"r{r}c{c}",
+                layout=W.Layout(padding="0", margin="0", border="1px solid #9e9e9e", width=px, height=px),
+                style=W.ButtonStyle(button_color=color),
+                _dom_classes=["painter-cell", f"painter-cell-r{r}-c{c}", *(["painter-on"] if on else [])],
+            )
+            self._shown[(r, c)] = f"{color}{on}"
             cell.on_click(lambda _b, r=r, c=c: self._ui(self.canvas.toggle, r, c))
             self._cells[(r, c)] = cell
         return self._cells[(r, c)]
+
+    def _cell_px(self) -> int:
+        """The side of one grid cell on screen, in pixels: smaller cells for bigger triggers."""
+        return max(12, min(28, 300 // self.canvas.size))
+
+    def _grid_layout(self):
+        import ipywidgets as W
+
+        n, px = self.canvas.size, self._cell_px()
+        return W.Layout(grid_gap="1px", width="max-content", grid_template_columns=f"repeat({n}, {px}px)")
+
+    def _cell_look(self, r: int, c: int) -> tuple[str, bool]:
+        """Cell (r, c)'s colour (``#rrggbb``) and whether it is painted."""
+        return hex_color(tuple(self.canvas.trigger[:, r, c].tolist())), bool(self.canvas.mask[r, c])
 
     def cell(self, r: int, c: int):
         """The grid's button for cell (r, c) (``.click()`` it to click it)."""
@@ -354,21 +375,17 @@ class TriggerPainter:
     def _sync_cells(self) -> None:
         import ipywidgets as W
 
-        n = self.canvas.size
-        px = max(12, min(28, 300 // n))
+        n, px = self.canvas.size, self._cell_px()
         cells = [self._cell(r, c) for r in range(n) for c in range(n)]
         if list(self._grid.children) != cells:
             for cell in cells:
-                cell.layout.width = cell.layout.height = f"{px}px"
-            self._grid.layout = W.Layout(
-                grid_gap="1px", width="max-content", grid_template_columns=f"repeat({n}, {px}px)"
-            )
+                if cell.layout.width != f"{px}px":
+                    cell.layout.width = cell.layout.height = f"{px}px"
+            self._grid.layout = self._grid_layout()
             self._grid.children = cells
-        mask, pixels = self.canvas.mask, self.canvas.trigger
         for r in range(n):
             for c in range(n):
-                color = hex_color(tuple(pixels[:, r, c].tolist()))
-                on = bool(mask[r, c])
+                color, on = self._cell_look(r, c)
                 key = f"{color}{on}"
                 if self._shown.get((r, c)) == key:
                     continue
