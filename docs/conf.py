@@ -29,12 +29,16 @@ REPO, REF = read_slug(ROOT)
 PAGES = DOCS / "_notebooks"  # the notebook pages, rebuilt from notebooks/ at every build
 DOWNLOADS = PAGES / "download"  # what "Download .ipynb" gives: the notebook without its teacher cells
 FIGURES = PAGES / "figures"  # the first figure of each notebook (landing page) and markdown cells' attachments
+# Which image output of a notebook the landing page shows (default: its first), by the notebook's number.
+LANDING_FIGURE = {"02": 1, "06": 1, "07": 2, "08": 2}
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = (
     "*Here the notebook shows the interactive painter (JupyterLab, Jupyter Notebook or Colab); a static page cannot "
     "run it. A screenshot of it is further down this page.*"
 )
-_BADGE_IMAGE = re.compile(r"\[!\[[^\]]*\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)]*\)\n*")
+_BADGE_IMAGE = re.compile(
+    r"\[!\[[^\]]*\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)]*\)\n*"
+)
 _NOTEBOOK_LINK = re.compile(r"\]\(\.\./notebooks/([A-Za-z0-9._-]+\.ipynb)")
 
 project = "BadNets Notebooks"
@@ -101,14 +105,13 @@ def notebook_page(nb, name: str):
     return nb
 
 
-def first_figure(nb) -> bytes | None:
-    """The PNG of the first image output of ``nb``, or None."""
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            png = out.get("data", {}).get("image/png")
-            if png:
-                return base64.b64decode(png)
-    return None
+def landing_figure(nb, name: str) -> bytes | None:
+    """The PNG of the image output ``LANDING_FIGURE`` picks for notebook ``name`` (else its first), or None."""
+    pngs = [
+        out["data"]["image/png"] for c in nb.cells for out in c.get("outputs", []) if "image/png" in out.get("data", {})
+    ]
+    index = LANDING_FIGURE.get(name[:2], 0)
+    return base64.b64decode(pngs[index]) if len(pngs) > index else None
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -126,7 +129,7 @@ def write_pages(app=None) -> list[Path]:
         nb = web_edition(read_notebook(path))
         write_notebook(DOWNLOADS / path.name, nb)
         write_notebook(PAGES / path.name, notebook_page(copy.deepcopy(nb), path.name))
-        png = first_figure(nb)
+        png = landing_figure(nb, path.name)
         if png is not None:
             _write_bytes(FIGURES / f"{path.stem}.png", png)
         wanted |= {PAGES / path.name, DOWNLOADS / path.name, FIGURES / f"{path.stem}.png"}
