@@ -33,8 +33,8 @@ FIGURES = PAGES / "figures"  # the first figure of each notebook (landing page) 
 LANDING_FIGURE = {"02": 1, "06": 1, "07": 2, "08": 2}
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = (
-    "*Here the notebook shows the interactive painter (JupyterLab, Jupyter Notebook or Colab); a static page cannot "
-    "run it. A screenshot of it is further down this page.*"
+    "*Here the notebook shows the interactive painter (in JupyterLab, Jupyter Notebook or Colab), which a static "
+    "page cannot run; the next cell draws a picture of it, and a screenshot is further down this page.*"
 )
 _BADGE_IMAGE = re.compile(
     r"\[!\[[^\]]*\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)]*\)\n*"
@@ -64,6 +64,8 @@ html_theme = "sphinx_book_theme"
 html_title = "BadNets Notebooks"
 html_static_path = ["_static"]
 html_css_files = ["site.css"]
+html_favicon = "_static/favicon.svg"  # a 5×5 white trigger in the corner of a "1"; without one, Chromium logs a 404
+html_context = {"default_mode": "light"}  # the theme logs an error on a first visit without a stored mode
 html_last_updated_fmt = None
 html_theme_options = {
     "repository_url": f"https://github.com/{REPO}",
@@ -79,7 +81,7 @@ html_theme_options = {
 def page_links(name: str) -> str:
     """The markdown line at the top of every notebook page: Colab (from repo.toml) and the download."""
     return (
-        f'<span class="nb-links">[Open in Colab]({badge_url(REPO, REF, name)}) · '
+        f'<span class="nb-links">[Open in Colab]({badge_url(REPO, REF, name)}) '
         f"{{download}}`Download .ipynb <download/{name}>`</span>"
     )
 
