@@ -310,3 +310,42 @@ def test_search_index_lists_every_notebook(site):
     index = json.loads(text[text.index("(") + 1 : text.rindex(")")])
     docnames = set(index["docnames"])
     assert {f"_notebooks/{p.stem}" for p in NOTEBOOKS} <= docnames, docnames
+
+
+def test_every_link_and_image_of_the_site_resolves(site):
+    """Relative href/src of every page point at a file of the site (Sphinx's -W checks the sources; this the output)."""
+    dead = []
+    for page in site.rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        for target in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text(encoding="utf-8")):
+            if not re.match(r"[a-z]+:|//", target) and not (page.parent / target).exists():
+                dead.append(f"{page.relative_to(site)} -> {target}")
+    assert not dead, dead
+
+
+def test_guides_link_to_the_notebook_pages(site):
+    """``../notebooks/NAME.ipynb`` in docs/*.md (right on GitHub) becomes a link to the notebook's page."""
+    linked = 0
+    for md in DOCS.glob("*.md"):
+        for name in re.findall(r"\]\(\.\./notebooks/([\w.-]+)\.ipynb\)", md.read_text(encoding="utf-8")):
+            assert f'href="_notebooks/{name}.html"' in (site / f"{md.stem}.html").read_text(encoding="utf-8"), name
+            linked += 1
+    assert linked >= 1, "no guide links to a notebook: the check proves nothing"
+
+
+def test_classroom_editions_leave_the_site_copies_out(tmp_path):
+    """docs/_notebooks (the site's copies, solutions in them) never reaches a classroom folder."""
+    from badnets_utils.classroom import build_editions
+
+    root = tmp_path / "repo"
+    (root / "badnets_utils").mkdir(parents=True)
+    (root / "badnets_utils" / "__init__.py").write_text("")
+    (root / "notebooks").mkdir()
+    shutil.copy(NOTEBOOKS[0], root / "notebooks")
+    (root / "docs" / "_notebooks").mkdir(parents=True)
+    shutil.copy(NOTEBOOKS[0], root / "docs" / "_notebooks")
+    (root / "docs" / "teaching.md").write_text("# Teaching\n")
+    out = build_editions(root / "notebooks", tmp_path / "class", repo_root=root)
+    assert (out / "docs" / "teaching.md").is_file()
+    assert not (out / "docs" / "_notebooks").exists()
