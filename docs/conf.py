@@ -2,7 +2,7 @@
 
 Build it (offline, warnings are errors) with::
 
-    python -m sphinx -W --keep-going -b html docs build/site
+    python -m sphinx -E -W --keep-going -b html -d build/doctrees docs build/site   # the README's command
 
 On ``builder-inited`` every notebook of ``notebooks/`` is copied into ``docs/_notebooks/`` (git-ignored) as the
 website shows it: teacher cells left out (``classroom.web_edition``), the Colab badge image (a remote SVG) replaced by

@@ -93,7 +93,7 @@ def test_readme_links_into_the_site():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for page in {p for p, _ in MOVED_SECTIONS.values() if not p.startswith("../")}:
         assert f"(docs/{page}" in readme, f"the README does not link to docs/{page}"
-    assert "python -m sphinx -W --keep-going -b html" in readme
+    assert "python -m sphinx -E -W --keep-going -b html" in readme
 
 
 def _sphinx_command(docs: Path, out: Path) -> list[str]:
