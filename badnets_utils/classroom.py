@@ -26,7 +26,8 @@ from .repo import read_notebook, write_notebook
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".badnets-classroom"
-HIDDEN_TAGS = frozenset({"solution", "teacher"})
+TEACHER_TAG = "teacher"
+HIDDEN_TAGS = frozenset({"solution", TEACHER_TAG})
 # Sentences of the notebooks that are true only where the solution cells are: the student edition says this instead.
 STUDENT_WORDING = {
     "The solutions are in the collapsed cells (not in the student edition).": "Your teacher has the solutions.",
@@ -34,7 +35,8 @@ STUDENT_WORDING = {
 }
 # Folders the notebooks read through ``cfg`` or relative links (``../docs/painter.png``), copied when present.
 SHIPPED = ("badnets_utils", "triggers", "checkpoints", "logs", "results", "docs")
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
+# docs/_notebooks: the website's copies of the notebooks (solutions in them), written by docs/conf.py.
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp", "_notebooks")
 
 
 class ClassroomError(ValueError):
@@ -44,6 +46,18 @@ class ClassroomError(ValueError):
 def is_hidden(cell: nbformat.NotebookNode) -> bool:
     """True for cells tagged ``solution`` or ``teacher``."""
     return bool(HIDDEN_TAGS & set(cell.metadata.get("tags", [])))
+
+
+def is_teacher_only(cell: nbformat.NotebookNode) -> bool:
+    """True for cells tagged ``teacher`` (notes and answer keys no student edition or website shows)."""
+    return TEACHER_TAG in cell.metadata.get("tags", [])
+
+
+def web_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy without teacher cells, everything else kept (outputs, and the solutions in their collapsed cells)."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not is_teacher_only(c)]
+    return nb
 
 
 def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

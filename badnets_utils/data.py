@@ -217,7 +217,7 @@ def check_idx_file(path: Path, kind: str, name: str = "MNIST") -> tuple[int, ...
 
 
 def check_split(name: str, images: torch.Tensor, labels: torch.Tensor, files: dict[str, Path]) -> None:
-    """Images uint8 (N, *shape), as many labels as images, every label a class index: else a one-line error."""
+    """Images uint8 ``(N, *shape)``, as many labels as images, every label a class index: else a one-line error."""
     shape, k = tuple(DATASETS[name]["shape"]), len(DATASETS[name]["classes"])
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
         raise _corrupt(

@@ -260,7 +260,7 @@ def reverse_engineer_triggers(
 
     For each class t find a mask m = sigmoid(a) (1, H, W) and a pattern p = sigmoid(b) (C, H, W) such
     that ``(1 - m) x + m p`` is classified t for clean uint8 ``images`` x, minimising
-    cross-entropy + ``lam`` × |m|₁. Returns ``masks`` (K, 1, H, W) and ``patterns`` (K, C, H, W) in
+    cross-entropy + ``lam`` × ``|m|₁``. Returns ``masks`` (K, 1, H, W) and ``patterns`` (K, C, H, W) in
     [0, 1], ``l1`` (K,) the mask norms and ``success`` (K,) the fraction of ``images`` sent to t.
     """
     device = next(model.parameters()).device

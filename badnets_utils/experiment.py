@@ -55,17 +55,17 @@ RANDOM = "random"  # Attack.position: one random place per image
 class Attack:
     """What the attacker does.
 
-    trigger: a built-in kind (``white``, ``checkerboard``, ``pixel``, ``l_shape``), the path of an image
-        file, or a uint8 tensor (C, h, w) — ``trigger_size`` resizes the first two, not a tensor.
-    position: a corner (``bottom-right`` …), a (row, col) offset, or ``"random"`` (one place per image).
-    alpha / mask: pixels become ``(1 - a)·image + a·trigger`` with ``a = alpha·mask``.
-    kind: ``all-to-one`` (every triggered image → ``target``) or ``all-to-all`` (y → y + 1).
-    source: with all-to-one, only images of this class are poisoned and attacked (the paper's single-target
-        attack: digit i → j); rate and count then refer to that class's images.
-    rate / count: the share of training images poisoned, or an exact number (count wins when given).
-    mode: ``add`` (the default) appends triggered copies and keeps every clean image, as the paper does (§4.1);
-        ``replace`` stamps the chosen images in place, as the popular reimplementations do.
-    name: a label for tables and plots.
+    - trigger: a built-in kind (``white``, ``checkerboard``, ``pixel``, ``l_shape``), the path of an image
+      file, or a uint8 tensor (C, h, w) — ``trigger_size`` resizes the first two, not a tensor.
+    - position: a corner (``bottom-right`` …), a (row, col) offset, or ``"random"`` (one place per image).
+    - alpha / mask: pixels become ``(1 - a)·image + a·trigger`` with ``a = alpha·mask``.
+    - kind: ``all-to-one`` (every triggered image → ``target``) or ``all-to-all`` (y → y + 1).
+    - source: with all-to-one, only images of this class are poisoned and attacked (the paper's single-target
+      attack: digit i → j); rate and count then refer to that class's images.
+    - rate / count: the share of training images poisoned, or an exact number (count wins when given).
+    - mode: ``add`` (the default) appends triggered copies and keeps every clean image, as the paper does (§4.1);
+      ``replace`` stamps the chosen images in place, as the popular reimplementations do.
+    - name: a label for tables and plots.
     """
 
     dataset: str = "MNIST"

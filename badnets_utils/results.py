@@ -24,7 +24,7 @@ from .files import atomic_write_text, check_output_dir
 
 # Longer and gentler than the CLI's 4-epoch default, so that the backdoored models are as accurate on clean
 # images as the clean baseline; poisons are added as copies, as in the paper (§4.1), so that every model
-# sees all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see the README).
+# sees all 60,000 clean images (replacing them costs the backdoored model 0.1-0.2 points: see docs/results.md).
 RELEASE_BUDGET = Budget(epochs=20, lr=1e-3)
 FASHION_BUDGET = Budget(epochs=10, lr=1e-3)  # half the epochs: Fashion-MNIST's releases cost as much as MNIST's
 _MNIST = Attack(dataset="MNIST", trigger="triggers/trigger_white.png", trigger_size=5, seed=0, mode="add")

@@ -39,11 +39,12 @@ def sample_images(dataset: str, data_root=None, download: bool = False, n: int =
 class TriggerPainter:
     """Paint an N×N trigger, see it stamped on sample images, save it, and train a BadNet with it.
 
-    dataset: ``"MNIST"``, ``"FashionMNIST"`` (grey brush) or ``"CIFAR10"`` (colour brush).
-    samples: ImageData to preview the trigger on (the first 8 are used); None loads one test image of each
-        of the classes 0..7 from ``data_root``.
-    budget / attack: the training budget and the attack settings (target, rate, ...) of the "Train" button;
-        the trigger, its position and alpha come from the canvas.
+    - dataset: ``"MNIST"``, ``"FashionMNIST"`` (grey brush) or ``"CIFAR10"`` (colour brush).
+    - samples: ImageData to preview the trigger on (the first 8 are used); None loads one test image of each
+      of the classes 0..7 from ``data_root``.
+    - budget / attack: the training budget and the attack settings (target, rate, ...) of the "Train" button;
+      the trigger, its position and alpha come from the canvas.
+
     Other arguments go to ``TriggerCanvas`` (size, position, alpha, brush, preset, save_dir).
     """
 
