@@ -1,12 +1,18 @@
 """Student and teacher editions of the notebooks, in a self-contained folder::
 
     python -m badnets_utils classroom DIR
+    python -m badnets_utils classroom DIR --nbgrader
 
 writes ``DIR/student/`` (solutions and teacher notes removed, outputs cleared) and ``DIR/teacher/`` (everything,
 with outputs, solutions shown), next to copies of ``badnets_utils/``, ``triggers/``, ``checkpoints/``, ``logs/``
 and the other folders the notebooks read, so that both editions run as they are. Solutions are marked once, by
 cell tags: ``solution`` (an exercise's solution code) and ``teacher`` (notes and answer keys for the teacher).
 ``DIR`` must be new, empty or an earlier edition (it holds a ``.badnets-classroom`` marker); it is replaced whole.
+
+With ``--nbgrader`` (needs ``pip install -e ".[grading]"``), ``DIR`` becomes an nbgrader course instead:
+``DIR/source/<notebook stem>/`` (one assignment per notebook, its exercises autograded, the package and data
+folders beside it) and ``DIR/nbgrader_config.py`` (grading.py; docs/teaching.md, "Grading with nbgrader").
+Rebuilding an earlier course replaces only ``DIR/source/``: the gradebook, releases and submissions stay.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -26,6 +33,7 @@ from .repo import read_notebook, write_notebook
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".badnets-classroom"
+COURSE = "nbgrader course"  # how the marker of an nbgrader course begins
 HIDDEN_TAGS = frozenset({"solution", "teacher"})
 # Sentences of the notebooks that are true only where the solution cells are: the student edition says this instead.
 STUDENT_WORDING = {
@@ -46,17 +54,22 @@ def is_hidden(cell: nbformat.NotebookNode) -> bool:
     return bool(HIDDEN_TAGS & set(cell.metadata.get("tags", [])))
 
 
+def clean_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of a cell as students get it: no outputs, execution count or run timings; the student wording."""
+    cell = copy.deepcopy(cell)
+    cell.metadata.pop("execution", None)
+    if cell.cell_type == "markdown":
+        for old, new in STUDENT_WORDING.items():
+            cell.source = cell.source.replace(old, new)
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+    return cell
+
+
 def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy without solution/teacher cells, outputs, execution counts, run timings and widget state."""
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if not is_hidden(c)]
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-        if cell.cell_type == "markdown":
-            for old, new in STUDENT_WORDING.items():
-                cell.source = cell.source.replace(old, new)
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
+    nb.cells = [clean_cell(c) for c in nb.cells if not is_hidden(c)]
     nb.metadata.pop("widgets", None)
     return nb
 
@@ -131,6 +144,36 @@ def _swap_in(build: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
+def is_course(out_dir: Path) -> bool:
+    """True for a folder that ``classroom --nbgrader`` wrote (its marker says so)."""
+    marker = out_dir / MARKER
+    return marker.is_file() and marker.read_text(encoding="utf-8").startswith(COURSE)
+
+
+def notebooks_in(src_notebooks_dir: Path) -> list[Path]:
+    """The notebooks to convert, sorted; ClassroomError when there are none."""
+    notebooks = sorted(src_notebooks_dir.glob("*.ipynb"))
+    if not notebooks:
+        raise ClassroomError(f"no notebooks in {src_notebooks_dir}")
+    return notebooks
+
+
+def build_beside(out: Path, fill: Callable[[Path], object]) -> None:
+    """Call ``fill`` on a new temporary folder beside ``out``, then put that folder at ``out``.
+
+    A failure leaves ``out`` as it was and removes the temporary folder.
+    """
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        fill(build)
+        _swap_in(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+
+
 def build_editions(src_notebooks_dir: str | Path, out_dir: str | Path, repo_root: str | Path | None = None) -> Path:
     """Write ``out_dir/student/``, ``out_dir/teacher/`` and the folders they need; return ``out_dir``.
 
@@ -139,30 +182,31 @@ def build_editions(src_notebooks_dir: str | Path, out_dir: str | Path, repo_root
     folder beside ``out_dir`` and moved into place at the end, so a failure leaves ``out_dir`` as it was.
     """
     src, out = Path(src_notebooks_dir), Path(out_dir)
-    notebooks = sorted(src.glob("*.ipynb"))
-    if not notebooks:
-        raise ClassroomError(f"no notebooks in {src}")
+    notebooks = notebooks_in(src)
     source_root = _source_root(Path(repo_root) if repo_root is not None else src.resolve().parent)
     check_destination(out, src, source_root)
-    out.resolve().parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.resolve().parent))
-    try:
-        _write_tree(build, notebooks, source_root)
-        _swap_in(build, out.resolve())
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+    if is_course(out):
+        raise ClassroomError(f"{out_dir} is an nbgrader course (gradebook, submissions): rebuild it with --nbgrader, "
+                             "or write the editions to another folder")  # fmt: skip
+    build_beside(out, lambda build: _write_tree(build, notebooks, source_root))
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="badnets classroom", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dir", help="output folder: new, empty, or an earlier classroom edition")
+    p.add_argument("dir", help="output folder: new, empty, or an earlier classroom edition (or course)")
     p.add_argument("--notebooks", default=str(PACKAGE_ROOT / "notebooks"), help="source notebooks (default: ours)")
+    p.add_argument("--nbgrader", action="store_true", help="write an nbgrader course (DIR/source/<notebook>/, "
+                   "nbgrader_config.py) with autograded exercises instead of the two editions")  # fmt: skip
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.nbgrader:
+        from .grading import build_course, report
+
+        print(report(*build_course(args.notebooks, args.dir)))
+        return 0
     out = build_editions(args.notebooks, args.dir)
     count = len(list((out / "student").glob("*.ipynb")))
     print(f"wrote {count} notebooks to {out / 'student'} and {out / 'teacher'}")
