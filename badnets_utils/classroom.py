@@ -28,18 +28,15 @@ from pathlib import Path
 
 import nbformat
 
+from . import grading
 from .argparsing import Parser, run_command
+from .editions import clean_cell, is_hidden
+from .grading import Exercise, GradingError
 from .repo import read_notebook, write_notebook
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".badnets-classroom"
 COURSE = "nbgrader course"  # how the marker of an nbgrader course begins
-HIDDEN_TAGS = frozenset({"solution", "teacher"})
-# Sentences of the notebooks that are true only where the solution cells are: the student edition says this instead.
-STUDENT_WORDING = {
-    "The solutions are in the collapsed cells (not in the student edition).": "Your teacher has the solutions.",
-    "The solutions are in the collapsed cells.": "Your teacher has the solutions.",
-}
 # Folders the notebooks read through ``cfg`` or relative links (``../docs/painter.png``), copied when present.
 SHIPPED = ("badnets_utils", "triggers", "checkpoints", "logs", "results", "docs")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
@@ -49,21 +46,11 @@ class ClassroomError(ValueError):
     """A destination the classroom command refuses to write."""
 
 
-def is_hidden(cell: nbformat.NotebookNode) -> bool:
-    """True for cells tagged ``solution`` or ``teacher``."""
-    return bool(HIDDEN_TAGS & set(cell.metadata.get("tags", [])))
-
-
-def clean_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of a cell as students get it: no outputs, execution count or run timings; the student wording."""
-    cell = copy.deepcopy(cell)
-    cell.metadata.pop("execution", None)
-    if cell.cell_type == "markdown":
-        for old, new in STUDENT_WORDING.items():
-            cell.source = cell.source.replace(old, new)
-    if cell.cell_type == "code":
-        cell.outputs, cell.execution_count = [], None
-    return cell
+def copy_shipped(source_root: Path, folder: Path) -> None:
+    """Copy the folders the notebooks read (``SHIPPED``, where present) from ``source_root`` into ``folder``."""
+    for name in SHIPPED:
+        if (source_root / name).is_dir():
+            shutil.copytree(source_root / name, folder / name, ignore=IGNORE)
 
 
 def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -116,9 +103,7 @@ def _write_tree(build: Path, notebooks: list[Path], source_root: Path) -> None:
         nb = read_notebook(path)
         write_notebook(build / "student" / path.name, student_edition(nb))
         write_notebook(build / "teacher" / path.name, teacher_edition(nb))
-    for name in SHIPPED:
-        if (source_root / name).is_dir():
-            shutil.copytree(source_root / name, build / name, ignore=IGNORE)
+    copy_shipped(source_root, build)
     (build / "README.md").write_text(
         "# BadNets notebooks: classroom editions\n\n"
         "* `student/`: the notebooks without solutions or teacher notes, outputs cleared; hand these out.\n"
@@ -192,6 +177,48 @@ def build_editions(src_notebooks_dir: str | Path, out_dir: str | Path, repo_root
     return out
 
 
+def write_sources(source: Path, notebooks: list[Path], source_root: Path) -> dict[str, list[Exercise]]:
+    """Fill the empty folder ``source`` with one nbgrader assignment per notebook, each with its own copies of the
+    package and the data folders; return each assignment's exercises."""
+    written = {}
+    for path in notebooks:
+        nb, found = grading.nbgrader_notebook(read_notebook(path))
+        write_notebook(source / path.stem / path.name, nb)
+        copy_shipped(source_root, source / path.stem)
+        written[path.stem] = found
+    return written
+
+
+def _write_course(build: Path, notebooks: list[Path], source_root: Path) -> dict[str, list[Exercise]]:
+    """Fill the empty folder ``build`` with a whole course: source/, the config, a README and the marker."""
+    written = write_sources(build / "source", notebooks, source_root)
+    (build / "nbgrader_config.py").write_text(grading.nbgrader_config(), encoding="utf-8")
+    (build / "README.md").write_text(grading.README, encoding="utf-8")
+    (build / MARKER).write_text(f"{COURSE} written by `python -m badnets_utils classroom --nbgrader`; rebuilding "
+                                "replaces source/ only\n", encoding="utf-8")  # fmt: skip
+    return written
+
+
+def build_course(
+    src_notebooks_dir: str | Path, out_dir: str | Path, repo_root: str | Path | None = None
+) -> tuple[Path, dict[str, list[Exercise]]]:
+    """Write the nbgrader course ``out_dir`` (or replace the ``source/`` of an earlier one); return it and the
+    exercises of each assignment. Nothing is written when nbgrader is missing or ``out_dir`` is refused."""
+    grading.require_nbgrader()
+    src, out = Path(src_notebooks_dir), Path(out_dir)
+    notebooks = notebooks_in(src)
+    source_root = _source_root(Path(repo_root) if repo_root is not None else src.resolve().parent)
+    check_destination(out, src, source_root)
+    written: dict[str, list[Exercise]] = {}
+    if is_course(out):  # keep the gradebook, releases, submissions and the teacher's config
+        build_beside(out / "source", lambda build: written.update(write_sources(build, notebooks, source_root)))
+        if not (out / "nbgrader_config.py").is_file():
+            (out / "nbgrader_config.py").write_text(grading.nbgrader_config(), encoding="utf-8")
+    else:
+        build_beside(out, lambda build: written.update(_write_course(build, notebooks, source_root)))
+    return out, written
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="badnets classroom", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", help="output folder: new, empty, or an earlier classroom edition (or course)")
@@ -203,9 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.nbgrader:
-        from .grading import build_course, report
-
-        print(report(*build_course(args.notebooks, args.dir)))
+        print(grading.report(*build_course(args.notebooks, args.dir)))
         return 0
     out = build_editions(args.notebooks, args.dir)
     count = len(list((out / "student").glob("*.ipynb")))
@@ -215,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``badnets classroom DIR``; errors: one line on stderr, exit 2."""
-    return run_command(build_parser(), argv, _run, (ClassroomError, OSError))
+    return run_command(build_parser(), argv, _run, (ClassroomError, GradingError, OSError))
 
 
 if __name__ == "__main__":

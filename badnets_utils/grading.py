@@ -1,8 +1,9 @@
 """An nbgrader course from the notebooks' exercises: ``python -m badnets_utils classroom DIR --nbgrader``.
 
-Each notebook becomes one assignment, ``DIR/source/<notebook stem>/<notebook>.ipynb``, next to its own copies of
-``badnets_utils/`` and the shipped folders (nbgrader copies the whole assignment folder to ``release/`` and
-``submitted/``; the notebook's kernel imports the package from its own folder). In each notebook
+Each notebook becomes one assignment, ``DIR/source/<notebook stem>/<notebook>.ipynb``, which ``classroom.py`` writes
+next to its own copies of ``badnets_utils/`` and the shipped folders (nbgrader copies the whole assignment folder to
+``release/`` and ``submitted/``; the kernel imports the package from the notebook's folder). This module turns a
+notebook into nbgrader's source version. In each notebook
 
 * an exercise's answer cell (``answer = None   # …`` followed by ``exercises.check_…(answer, …)``) becomes an
   autograded *solution* cell: the ``answer = None`` line, then the solution between ``### BEGIN SOLUTION`` and
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,21 +29,7 @@ import nbformat
 from nbformat.v4 import new_code_cell
 
 from . import exercises
-from .classroom import (
-    COURSE,
-    IGNORE,
-    MARKER,
-    SHIPPED,
-    ClassroomError,
-    _source_root,
-    build_beside,
-    check_destination,
-    clean_cell,
-    is_course,
-    is_hidden,
-    notebooks_in,
-)
-from .repo import read_notebook, write_notebook
+from .editions import clean_cell, is_hidden
 
 POINTS = 1  # per exercise
 SCHEMA_VERSION = 3  # nbgrader's cell metadata schema
@@ -54,6 +40,10 @@ INSTALL = 'pip install -e ".[grading]"'
 ANSWER_LINE = re.compile(r"answer = None\b.*")
 CHECK_LINE = re.compile(r"exercises\.(check_\w+)\(answer\b.*\);?")
 NO_SOLUTION = "answer = None  # the notebook's solution has no code: write the right answer here before grading"
+
+
+class GradingError(ValueError):
+    """A notebook whose exercises cannot be turned into autograded cells, or nbgrader missing."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +58,11 @@ class Exercise:
 
 
 def require_nbgrader() -> None:
-    """Raise ClassroomError (one line: what to install) unless nbgrader can be imported."""
+    """Raise GradingError (one line: what to install) unless nbgrader can be imported."""
     import importlib.util
 
     if importlib.util.find_spec("nbgrader") is None:
-        raise ClassroomError(f"--nbgrader needs nbgrader, which is not installed: {INSTALL}")
+        raise GradingError(f"--nbgrader needs nbgrader, which is not installed: {INSTALL}")
 
 
 def parse_answer_cell(source: str) -> tuple[str, str, str] | None:
@@ -87,7 +77,7 @@ def parse_answer_cell(source: str) -> tuple[str, str, str] | None:
     if not answers and not checks:
         return None
     if len(answers) != 1 or checks != [len(lines) - 1] or answers[0] != len(lines) - 2:
-        raise ClassroomError(
+        raise GradingError(
             "an exercise cell must end with one `answer = None ...` line and then one `exercises.check_...(answer, "
             f"...)` line; got: {source[:80]!r}"
         )
@@ -101,14 +91,14 @@ def exercise_key(check: str) -> str:
     if name == "check_choice":
         found = re.match(r'exercises\.check_choice\(answer,\s*"([^"]+)"', check)
         if found is None or found.group(1) not in exercises.CHOICES:
-            raise ClassroomError(f"{check!r} does not name a known multiple-choice question")
+            raise GradingError(f"{check!r} does not name a known multiple-choice question")
         return found.group(1)
     function = getattr(exercises, name, None)
     if function is None:
-        raise ClassroomError(f"{check!r} calls exercises.{name}, which does not exist")
+        raise GradingError(f"{check!r} calls exercises.{name}, which does not exist")
     found = re.search(r'_hint\("([^"]+)"\)', inspect.getsource(function))
     if found is None:
-        raise ClassroomError(f"exercises.{name} does not start with `if answer is None: return _hint(key)`")
+        raise GradingError(f"exercises.{name} does not start with `if answer is None: return _hint(key)`")
     return found.group(1)
 
 
@@ -116,7 +106,7 @@ def choice_solution(key: str) -> str:
     """``answer = "<letter>"`` for multiple-choice question ``key``: the one letter the sealed key accepts."""
     right = [letter for letter in exercises.CHOICES[key][1] if exercises._is_right(key, letter)]
     if len(right) != 1:
-        raise ClassroomError(f"question {key} has {len(right)} right letters in exercises.CHOICES; expected one")
+        raise GradingError(f"question {key} has {len(right)} right letters in exercises.CHOICES; expected one")
     return f'answer = "{right[0]}"'
 
 
@@ -163,7 +153,7 @@ def find_exercises(nb: nbformat.NotebookNode) -> dict[int, Exercise]:
                     following.append(later)
             solution = solution_code(following[0].source) if following else None
         if key in {e.key for e in found.values()}:
-            raise ClassroomError(f"exercise {key} appears twice in one notebook")
+            raise GradingError(f"exercise {key} appears twice in one notebook")
         found[i] = Exercise(key, given, answer_line, check, solution)
     return found
 
@@ -217,20 +207,6 @@ def nbgrader_config() -> str:
     )
 
 
-def write_sources(source: Path, notebooks: list[Path], source_root: Path) -> dict[str, list[Exercise]]:
-    """Fill the empty folder ``source`` with one assignment per notebook; return each assignment's exercises."""
-    written = {}
-    for path in notebooks:
-        folder = source / path.stem
-        nb, found = nbgrader_notebook(read_notebook(path))
-        write_notebook(folder / path.name, nb)
-        for name in SHIPPED:
-            if (source_root / name).is_dir():
-                shutil.copytree(source_root / name, folder / name, ignore=IGNORE)
-        written[path.stem] = found
-    return written
-
-
 def untested(written: dict[str, list[Exercise]]) -> list[str]:
     """The exercises whose notebook gives no solution code (the teacher writes one in source/ before grading)."""
     return [f"{name}: {ex.key}" for name, found in written.items() for ex in found if ex.solution is None]
@@ -247,36 +223,6 @@ From this folder: `nbgrader generate_assignment ASSIGNMENT`, collect the submiss
 Rebuilding with `python -m badnets_utils classroom DIR --nbgrader` replaces `source/` only: the gradebook,
 releases, submissions and feedback stay (docs/teaching.md, "Grading with nbgrader").
 """
-
-
-def _write_course(build: Path, notebooks: list[Path], source_root: Path) -> dict[str, list[Exercise]]:
-    """Fill the empty folder ``build`` with a whole course: source/, the config, a README and the marker."""
-    written = write_sources(build / "source", notebooks, source_root)
-    (build / "nbgrader_config.py").write_text(nbgrader_config(), encoding="utf-8")
-    (build / "README.md").write_text(README, encoding="utf-8")
-    (build / MARKER).write_text(f"{COURSE} written by `python -m badnets_utils classroom --nbgrader`; rebuilding "
-                                "replaces source/ only\n", encoding="utf-8")  # fmt: skip
-    return written
-
-
-def build_course(
-    src_notebooks_dir: str | Path, out_dir: str | Path, repo_root: str | Path | None = None
-) -> tuple[Path, dict[str, list[Exercise]]]:
-    """Write the nbgrader course ``out_dir`` (or replace the ``source/`` of an earlier one); return it and the
-    exercises of each assignment. Nothing is written when nbgrader is missing or ``out_dir`` is refused."""
-    require_nbgrader()
-    src, out = Path(src_notebooks_dir), Path(out_dir)
-    notebooks = notebooks_in(src)
-    source_root = _source_root(Path(repo_root) if repo_root is not None else src.resolve().parent)
-    check_destination(out, src, source_root)
-    written: dict[str, list[Exercise]] = {}
-    if is_course(out):  # keep the gradebook, releases, submissions and the teacher's config
-        build_beside(out / "source", lambda build: written.update(write_sources(build, notebooks, source_root)))
-        if not (out / "nbgrader_config.py").is_file():
-            (out / "nbgrader_config.py").write_text(nbgrader_config(), encoding="utf-8")
-    else:
-        build_beside(out, lambda build: written.update(_write_course(build, notebooks, source_root)))
-    return out, written
 
 
 def report(out: Path, written: dict[str, list[Exercise]]) -> str:

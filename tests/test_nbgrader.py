@@ -120,11 +120,11 @@ def test_exercise_cells_in_another_layout_are_refused():
         "answer = None\nexercises.check_asr(answer, p, 1)\nprint(1)",  # a line after
         "exercises.check_asr(answer, p, 1)",  # no answer line
     ):
-        with pytest.raises(C.ClassroomError, match="must end with one"):
+        with pytest.raises(G.GradingError, match="must end with one"):
             G.parse_answer_cell(source)
-    with pytest.raises(C.ClassroomError, match="does not exist"):
+    with pytest.raises(G.GradingError, match="does not exist"):
         G.exercise_key("exercises.check_nothing(answer)")
-    with pytest.raises(C.ClassroomError, match="multiple-choice"):
+    with pytest.raises(G.GradingError, match="multiple-choice"):
         G.exercise_key('exercises.check_choice(answer, "99-9")')
     assert G.parse_answer_cell("print('answer is None')") is None
 
@@ -181,13 +181,13 @@ def test_course_folder_layout(nbgrader, source: Path, tmp_path: Path, capsys):
 
 def test_rebuild_replaces_source_only(nbgrader, source: Path, tmp_path: Path, capsys):
     course = tmp_path / "course"
-    G.build_course(source, course)
+    C.build_course(source, course)
     for kept in ("gradebook.db", "submitted/ada/99_synthetic/99_synthetic.ipynb", "release/99_synthetic/x.ipynb"):
         (course / kept).parent.mkdir(parents=True, exist_ok=True)
         (course / kept).write_text("keep me")
     (course / "nbgrader_config.py").write_text("c = get_config()  # the teacher's own\n")
     (course / "source" / "99_synthetic" / "stale.txt").write_text("old")
-    G.build_course(source, course)
+    C.build_course(source, course)
     assert not (course / "source" / "99_synthetic" / "stale.txt").exists()
     assert (course / "source" / "99_synthetic" / "99_synthetic.ipynb").is_file()
     for kept in ("gradebook.db", "submitted/ada/99_synthetic/99_synthetic.ipynb", "release/99_synthetic/x.ipynb"):
@@ -202,7 +202,7 @@ def test_rebuild_replaces_source_only(nbgrader, source: Path, tmp_path: Path, ca
 
 def test_an_earlier_plain_edition_becomes_a_course(nbgrader, source: Path, tmp_path: Path):
     C.build_editions(source, tmp_path / "class")
-    G.build_course(source, tmp_path / "class")
+    C.build_course(source, tmp_path / "class")
     assert C.is_course(tmp_path / "class") and not (tmp_path / "class" / "student").exists()
 
 
@@ -259,7 +259,7 @@ def test_teacher_round_scores_right_and_wrong_submissions(nbgrader, tmp_path: Pa
     src.mkdir()
     for name in CHEAP:
         shutil.copy2(ROOT / "notebooks" / f"{name}.ipynb", src)
-    course, written = G.build_course(src, tmp_path / "course", repo_root=ROOT)
+    course, written = C.build_course(src, tmp_path / "course", repo_root=ROOT)
     env = {**os.environ, "BADNETS_QUICK": "1", "BADNETS_DATA": str(mnist_root)}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # nbgrader runs alembic
     for name in CHEAP:
