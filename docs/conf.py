@@ -5,7 +5,7 @@ Build it (offline, warnings are errors) with::
     python -m sphinx -E -W --keep-going -b html -d build/doctrees docs build/site   # the README's command
 
 On ``builder-inited`` every notebook of ``notebooks/`` is copied into ``docs/_notebooks/`` (git-ignored) as the
-website shows it: teacher cells left out (``classroom.web_edition``), the Colab badge image (a remote SVG) replaced by
+website shows it: teacher cells left out (``editions.web_edition``), the Colab badge image (a remote SVG) replaced by
 plain "Open in Colab" and "Download .ipynb" links built from ``repo.toml``, and the painter's live widget replaced by
 a note. The first figure of each notebook is saved to ``docs/_notebooks/figures/`` for the landing page.
 """
@@ -22,7 +22,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 
-from badnets_utils.classroom import web_edition  # noqa: E402
+from badnets_utils.editions import web_edition  # noqa: E402
 from badnets_utils.repo import badge_url, read_notebook, read_slug, write_notebook  # noqa: E402
 
 REPO, REF = read_slug(ROOT)
