@@ -374,7 +374,6 @@ class TriggerPainter:
         self._result_img_w.layout.display = "none" if stale else ""
 
     def _sync_cells(self) -> None:
-        import ipywidgets as W
 
         n, px = self.canvas.size, self._cell_px()
         cells = [self._cell(r, c) for r in range(n) for c in range(n)]
