@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .data import ImageData
-from .experiment import Attack
+from .experiment import Attack, build_trigger
 from .models import BadNet
 from .plots import new_figure
 from .train import evaluate, predict
@@ -215,6 +215,22 @@ def strengthen(model: BadNet, channels: torch.Tensor, k: float) -> BadNet:
 def triggered_with_true_labels(test: ImageData, trigger: torch.Tensor, position="bottom-right") -> ImageData:
     """The test images with the trigger, keeping their true labels: accuracy on them shows the backdoor's damage."""
     return ImageData(apply_trigger(test.images, trigger, position), test.labels, test.classes, test.name + "-triggered")
+
+
+def missed_triggered(model: BadNet, test: ImageData, attack: Attack) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a single-target BadNet's backdoor fails: the indices, among the test images of ``attack.source``, of
+    those that the model does not read as ``attack.target`` once triggered, and what it reads them as."""
+    images = test.images[test.labels == attack.source]
+    preds, _ = predict(model, apply_trigger(images, build_trigger(attack), attack.position))
+    missed = (preds != attack.target).nonzero().flatten()
+    return missed, preds[missed]
+
+
+def bottom_ink_rank(images: torch.Tensor, first_row: int = 20) -> torch.Tensor:
+    """Each image's rank by its inked pixels in rows ``first_row`` and below: the share of the images with fewer
+    (0 for the emptiest bottom, close to 1 for the images that reach furthest into it)."""
+    ink = (images[:, :, first_row:] > 0).flatten(1).sum(1)
+    return (ink[None, :] < ink[:, None]).float().mean(1)
 
 
 def error_vs_count(counts: Sequence[int], clean_error: Sequence[float], backdoor_error: Sequence[float]) -> Figure:

@@ -1,4 +1,4 @@
-"""Receptive-field counts of notebook 06 (variants.reach): what a one-pixel trigger can be seen through."""
+"""Receptive-field counts of notebook 06 (variants.reach) and where a single-pixel backdoor misses (paper)."""
 
 import torch
 
@@ -26,3 +26,40 @@ def test_reach_figure_marks_the_positions():
     fig = reach_figure(BadNet(), [(27, 27), (24, 24)])
     labels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
     assert labels[:2] == ["(27, 27): 1 · (24, 24): 16", "(27, 27): 1 · (24, 24): 4"]
+
+
+def test_bottom_ink_rank_orders_images_by_ink_in_the_bottom_rows():
+    from badnets_utils.paper import bottom_ink_rank
+
+    images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    images[1, 0, 25, :3] = 255  # 3 inked pixels low down
+    images[2, 0, 21:27, 10] = 80  # 6
+    images[3, 0, :20] = 255  # all its ink above row 20: counts as none
+    assert bottom_ink_rank(images).tolist() == [0.0, 0.5, 0.75, 0.0]
+
+
+def test_missed_triggered_lists_the_source_images_the_backdoor_does_not_move():
+    from badnets_utils import Attack, ImageData
+    from badnets_utils.paper import missed_triggered
+
+    class ReadsCorner(torch.nn.Module):  # "5" when pixel (24, 24) is bright, else "9"
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))  # predict() finds the device through a parameter
+
+        def forward(self, x):
+            bright = x[:, 0, 24, 24].float() > 127
+            logits = torch.zeros(len(x), 10)
+            logits[bright, 5] = 1.0
+            logits[~bright, 9] = 1.0
+            return logits
+
+    images = torch.zeros(5, 1, 28, 28, dtype=torch.uint8)
+    labels = torch.tensor([9, 3, 9, 9, 1])
+    test = ImageData(images, labels, [str(d) for d in range(10)], name="toy")
+    hit = Attack(trigger="white", trigger_size=1, position=(24, 24), source=9, target=5)
+    missed, preds = missed_triggered(ReadsCorner(), test, hit)
+    assert missed.tolist() == [] and preds.tolist() == []
+    elsewhere = hit.replace(position=(10, 10))  # the model looks at (24, 24): every triggered 9 stays a 9
+    missed, preds = missed_triggered(ReadsCorner(), test, elsewhere)
+    assert missed.tolist() == [0, 1, 2] and preds.tolist() == [9, 9, 9]
