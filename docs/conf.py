@@ -30,7 +30,7 @@ PAGES = DOCS / "_notebooks"  # the notebook pages, rebuilt from notebooks/ at ev
 DOWNLOADS = PAGES / "download"  # what "Download .ipynb" gives: the notebook without its teacher cells
 FIGURES = PAGES / "figures"  # the first figure of each notebook (landing page) and markdown cells' attachments
 # Which image output of a notebook the landing page shows (default: its first), by the notebook's number.
-LANDING_FIGURE = {"02": 1, "06": 1, "07": 2, "08": 2}
+LANDING_FIGURE = {"02": 1, "06": 1, "07": 2, "08": 3}
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = (
     "*Here the notebook shows the interactive painter (in JupyterLab, Jupyter Notebook or Colab), which a static "
