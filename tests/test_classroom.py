@@ -7,7 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
+from toy_notebooks import toy_notebook
 
 from badnets_utils import classroom as C
 from badnets_utils.repo import find_setup_cell
@@ -22,20 +23,15 @@ def synthetic_notebook() -> nbformat.NotebookNode:
     code = new_code_cell("answer = None\nprint(answer)", execution_count=3)
     code.outputs = [new_output("stream", name="stdout", text="None\n")]
     code.metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
-    nb = new_notebook(
-        cells=[
+    return toy_notebook(
+        [
             new_markdown_cell("# 99 · Synthetic\n\nExercise: what is the answer?"),
             code,
             solution,
             new_markdown_cell("Answer key: 42.", metadata={"tags": ["teacher"], "jupyter": {"source_hidden": True}}),
             new_markdown_cell("## What's next", metadata={"tags": ["other"]}),
-        ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                  "widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}}},
-    )  # fmt: skip
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"cell-{i}"
-    return nb
+        ]
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from toy_notebooks import toy_notebook
 
 from badnets_utils import classroom as C
 from badnets_utils import exercises
@@ -47,23 +48,22 @@ def nbgrader():
 def synthetic_notebook() -> nbformat.NotebookNode:
     """Prose, a setup line, a numeric exercise with given code and a solution, a multiple-choice question, a note."""
     hidden = {"jupyter": {"source_hidden": True}}
-    nb = new_notebook(
-        cells=[
+    return toy_notebook(
+        [
             new_markdown_cell("# 99 · Synthetic\n\nThe solutions are in the collapsed cells."),
             new_code_cell("from badnets_utils import exercises\nn = 60_000", outputs=[], execution_count=1),
-            new_code_cell("rate = 0.005\nanswer = None   # your answer here\n"
-                          "exercises.check_poison_count(answer, n=n, rate=rate);"),  # fmt: skip
-            new_markdown_cell("<details><summary>Solution</summary>\n\n```python\nanswer = int(n * rate)   # 300\n```"
-                              "\n\n</details>", metadata={"tags": ["solution"], **hidden}),  # fmt: skip
+            new_code_cell(
+                "rate = 0.005\nanswer = None   # your answer here\n"
+                "exercises.check_poison_count(answer, n=n, rate=rate);"
+            ),  # fmt: skip
+            new_markdown_cell(
+                "<details><summary>Solution</summary>\n\n```python\nanswer = int(n * rate)   # 300\n```\n\n</details>",
+                metadata={"tags": ["solution"], **hidden},
+            ),  # fmt: skip
             new_code_cell('answer = None   # "a", "b" or "c"\nexercises.check_choice(answer, "02-4");'),
             new_markdown_cell("Answer key: see the text.", metadata={"tags": ["teacher"], **hidden}),
-        ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                  "widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}}},
-    )  # fmt: skip
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"cell-{i}"
-    return nb
+        ]
+    )
 
 
 def right_letter(key: str) -> str:
