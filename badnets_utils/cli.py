@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .allocator import tune_allocator
 from .argparsing import Parser, exit_status
 from .checkpoints import CheckpointError, load_checkpoint
 from .data import DATASETS, DatasetNotFoundError, canonical_name, download_dataset
@@ -130,6 +131,7 @@ def _expand_paths(args: argparse.Namespace) -> argparse.Namespace:
 
 def train_command(argv: list[str]) -> int:
     args = _expand_paths(build_parser().parse_args(argv))
+    tune_allocator()  # one run in this process: glibc's heap reused from the first step (speed only; allocator.py)
     attack, budget = attack_from_args(args), budget_from_args(args)
     model = None
     if args.load_local:  # check the checkpoint before loading any data

@@ -339,22 +339,25 @@ def train(
     model: BadNet | None = None,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    final: dict | None = None,
 ) -> tuple[BadNet, list[dict]]:
-    """Train a fresh BadNet (seeded by the attack's seed), or go on training ``model``; returns (model, history)."""
+    """Train a fresh BadNet (seeded by the attack's seed), or go on training ``model``; returns (model, history).
+    ``final``: as in ``train.fit`` (the last epoch's whole evaluations)."""
     check_budget(budget)
     seed = setup.attack.seed
     if model is None:
         torch.manual_seed(seed)
         model = build_model(setup.attack.dataset, setup.train.num_classes)
-    return model, _fit(model, setup.train, budget, seed, progress, setup.test, setup.test_attack, on_epoch)
+    return model, _fit(model, setup.train, budget, seed, progress, setup.test, setup.test_attack, on_epoch, final)
 
 
-def _fit(model, data, budget: Budget, seed: int, progress: bool, test=None, test_attack=None, on_epoch=None):
+def _fit(model, data, budget: Budget, seed: int, progress: bool, test=None, test_attack=None, on_epoch=None,
+         final=None):  # fmt: skip
     """The one call of ``train.fit``: every training in the package goes through here."""
     return fit(
         model, data, test, test_attack, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr,
         loss=budget.loss, optimizer=budget.optimizer, device=select_device(budget.device), seed=seed,
-        progress=progress, on_epoch=on_epoch,
+        progress=progress, on_epoch=on_epoch, final=final,
     )  # fmt: skip
 
 
@@ -401,8 +404,10 @@ def run(
     """The whole pipeline: prepare (unless ``setup`` is given), train a fresh BadNet, evaluate."""
     start = time.perf_counter()
     setup = setup or prepare(attack, budget, data, data_root, download)
-    model, history = train(setup, budget, progress=progress, on_epoch=on_epoch)
-    m = final_metrics(model, setup, budget.loss)
+    last: dict = {}  # the last epoch's evaluations: the finished model's, not computed twice
+    model, history = train(setup, budget, progress=progress, on_epoch=on_epoch, final=last)
+    clean, attacked = last["clean"], last["attack"]
+    m = {"tca": clean["acc"], "asr": attacked["acc"], "clean": clean, "attack": attacked}
     seconds = time.perf_counter() - start
     return Result(setup.attack, budget, model, history, m["tca"], m["asr"], m["clean"], m["attack"], seconds, setup)
 

@@ -285,6 +285,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    final: dict | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``train``; after each epoch measure clean accuracy and ASR.
 
@@ -312,13 +313,16 @@ def fit(
         for epoch in range(epochs):
             start = time.perf_counter()
             row = {"epoch": epoch, "train_loss": _train_epoch(run, epoch, epochs)}
-            row.update(_eval_row(model, test_clean, test_attack, loss))
+            scores, evaluations = _eval_row(model, test_clean, test_attack, loss)
+            row.update(scores)
             row["seconds"] = time.perf_counter() - start
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
     finally:
         run.threads.restore()
+    if final is not None:
+        final.update(evaluations)
     return history
 
 
@@ -391,16 +395,15 @@ def check_finite(mean_loss: float, model: torch.nn.Module | None, epoch: int, lr
     return mean_loss
 
 
-def _eval_row(model, test_clean, test_attack, loss) -> dict:
-    row = {}
-    for key, data in (("clean", test_clean), ("asr", test_attack)):
-        if data is None:
-            row.update({f"{key}_acc" if key == "clean" else key: float("nan"), f"{key}_loss": float("nan")})
-            continue
-        r = evaluate(model, data, loss)
-        row[f"{key}_acc" if key == "clean" else key] = r["acc"]
-        row[f"{key}_loss"] = r["loss"]
-    return row
+def _eval_row(model, test_clean, test_attack, loss) -> tuple[dict, dict]:
+    """The history's scores of one epoch, and the whole evaluations they come from (None: no such test set)."""
+    row, evaluations = {}, {}
+    for key, name, data in (("clean", "clean", test_clean), ("asr", "attack", test_attack)):
+        r = evaluate(model, data, loss) if data is not None else None
+        evaluations[name] = r
+        row[f"{key}_acc" if key == "clean" else key] = r["acc"] if r else float("nan")
+        row[f"{key}_loss"] = r["loss"] if r else float("nan")
+    return row, evaluations
 
 
 def save_history(history: list[dict], path: str | os.PathLike, run_id: str | None = None) -> None:

@@ -208,3 +208,21 @@ def test_user_thread_settings_are_respected(monkeypatch):
 
 def test_attack_success_rate_is_gone():
     assert not hasattr(train_module, "attack_success_rate")
+
+
+def test_final_receives_the_finished_models_evaluations():
+    """``fit(final=...)`` hands back the last epoch's whole evaluations: what evaluating the model again gives."""
+    train, test = blobs(), blobs(200, seed=1)
+    trig = make_trigger("white", 5)
+    att = attack_test_set(test, trig, 0)
+    model, final = build_model("MNIST"), {}
+    history = fit(model, poison_train_set(train, trig, 0.2, 0, seed=0), test, att, epochs=2, batch_size=32,
+                  lr=5e-3, device="cpu", progress=False, final=final)  # fmt: skip
+    again = {"clean": evaluate(model, test), "attack": evaluate(model, att)}
+    for name, key in (("clean", "clean_acc"), ("attack", "asr")):
+        assert final[name]["acc"] == again[name]["acc"] == history[-1][key]
+        assert torch.equal(final[name]["preds"], again[name]["preds"])
+        assert torch.equal(final[name]["confusion"], again[name]["confusion"])
+    only_train = {}
+    fit(build_model("MNIST"), train, epochs=1, batch_size=64, device="cpu", progress=False, final=only_train)
+    assert only_train == {"clean": None, "attack": None}
