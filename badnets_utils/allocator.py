@@ -7,7 +7,10 @@ and returns them to the system when freed, so a step pays for new zeroed pages u
 the heap from the first step on. The command line's training run calls it (``cli.train_command``): paired
 default runs, alternating, were 6 % faster with it on one 2-core machine (mean of five pairs, faster in four) and
 13 % on another (two pairs) — see docs/performance.md. It is not applied to sweeps or notebooks: there the same
-setting made a loop of eight runs in one process slower on one machine. It changes speed only, never a result:
+setting made a loop of eight runs in one process slower on one machine. One exception: Dask's nanny starts each
+worker with a trim threshold alone (``MALLOC_TRIM_THRESHOLD_=65536``), which turns glibc's adaptive mmap threshold
+off; every run of a sweep repairs that (``repair_trim_only``, called by ``parallel.run_job``), and nothing else.
+It changes speed only, never a result:
 the same weights to the last bit (``tests/test_allocator.py``).
 
 Set ``BADNETS_MALLOC=default`` (or your own ``MALLOC_*`` / ``GLIBC_TUNABLES`` variables) to leave glibc as it is.
@@ -37,15 +40,35 @@ def _user_chose() -> bool:
     return "GLIBC_TUNABLES" in os.environ or any(v.startswith("MALLOC_") for v in os.environ)
 
 
-def tune_allocator() -> bool:
+def trim_only() -> bool:
+    """Only a trim threshold is set in the environment, as Dask's nanny starts every worker
+    (``MALLOC_TRIM_THRESHOLD_=65536``, its ``distributed.nanny.pre-spawn-environ``). Set alone, it turns glibc's
+    adaptive mmap threshold off: every training step then maps and unmaps its tensors afresh."""
+    others = [v for v in os.environ if v.startswith("MALLOC_") and v != "MALLOC_TRIM_THRESHOLD_"]
+    return "MALLOC_TRIM_THRESHOLD_" in os.environ and not others and "GLIBC_TUNABLES" not in os.environ
+
+
+def repair_trim_only() -> bool:
+    """In a process started with a trim threshold alone (a Dask worker), set both thresholds as
+    ``tune_allocator`` does; anywhere else change nothing. True when they were set now or before."""
+    if os.environ.get(OPT_OUT_ENV, "").lower() == "default" or not trim_only():
+        return _state.get("tuned", False)
+    return tune_allocator(force=True)
+
+
+def tune_allocator(force: bool = False) -> bool:
     """Set glibc's mmap and trim thresholds for this process, once; True when they are set (now or before).
+    Not where the user set glibc's allocator (``MALLOC_*``, ``GLIBC_TUNABLES``, ``BADNETS_MALLOC=default``),
+    unless ``force`` (``repair_trim_only``).
 
     Both are set together: setting only the trim threshold turns glibc's adaptive mmap threshold off and leaves
     it at 128 KB, which made a default run twice as slow."""
-    if "tuned" in _state:
-        return _state["tuned"]
+    if _state.get("tuned"):
+        return True
+    if "tuned" in _state and not force:
+        return False
     tuned = False
-    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" and not _user_chose():
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" and (force or not _user_chose()):
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
             tuned = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .allocator import repair_trim_only
 from .data import ImageData
 from .progress import tqdm
 from .train import THREADS_ENV, select_device, usable_cores
@@ -100,6 +101,7 @@ def _data_for(job: Job) -> Data:
 
 def run_job(job: Job, data: Data | None = None) -> Any:
     """One run with ``RUN_THREADS`` threads, on ``data`` or on this process's copy of the job's data."""
+    repair_trim_only()  # a Dask worker's trim-only allocator setting slows training down (allocator.py)
     with fixed_threads():
         result = job.run(job.attack, job.budget, data if data is not None else _data_for(job), progress=False)
     return job.finish(result) if job.finish is not None else result

@@ -83,3 +83,32 @@ def test_the_command_line_run_sets_it_and_a_library_import_does_not():
     out = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
                          text=True, timeout=120, check=True).stdout.split("\n")  # fmt: skip
     assert out[0] == "{}" and out[1] == ("{'tuned': True}" if GLIBC else "{'tuned': False}")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, False), ({"MALLOC_TRIM_THRESHOLD_": "65536"}, True),
+     ({"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "131072"}, False),
+     ({"MALLOC_TRIM_THRESHOLD_": "65536", "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}, False)],
+)  # fmt: skip
+def test_trim_only_is_dasks_setting_alone(monkeypatch, env, expected):
+    for var in [v for v in os.environ if v == "GLIBC_TUNABLES" or v.startswith("MALLOC_")]:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert allocator.trim_only() is expected
+
+
+@pytest.mark.parametrize(
+    ("env", "repaired"),
+    [({"MALLOC_TRIM_THRESHOLD_": "65536"}, GLIBC), ({}, False),
+     ({"MALLOC_TRIM_THRESHOLD_": "65536", "BADNETS_MALLOC": "default"}, False)],
+)  # fmt: skip
+def test_a_sweep_run_repairs_only_a_trim_only_process(env, repaired):
+    """What a run of a sweep does first (``parallel.run_job``), in a fresh process started with ``env``."""
+    probe = "from badnets_utils import allocator\nprint(allocator.repair_trim_only())\n"
+    theirs = ("GLIBC_TUNABLES", allocator.OPT_OUT_ENV)
+    clean = {k: v for k, v in os.environ.items() if k not in theirs and not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", probe], env={**clean, **env, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.strip() == str(repaired)
