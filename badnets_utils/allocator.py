@@ -10,8 +10,8 @@ default runs, alternating, were 6 % faster with it on one 2-core machine (mean o
 setting made a loop of eight runs in one process slower on one machine. One exception: Dask's nanny starts each
 worker with a trim threshold alone (``MALLOC_TRIM_THRESHOLD_=65536``), which turns glibc's adaptive mmap threshold
 off; every run of a sweep repairs that (``repair_trim_only``, called by ``parallel.run_job``), and nothing else.
-It changes speed only, never a result:
-the same weights to the last bit (``tests/test_allocator.py``).
+It changes speed only, never a result: the same
+weights to the last bit (``tests/test_allocator.py``).
 
 Set ``BADNETS_MALLOC=default`` (or your own ``MALLOC_*`` / ``GLIBC_TUNABLES`` variables) to leave glibc as it is.
 """
@@ -33,9 +33,13 @@ OPT_OUT_ENV = "BADNETS_MALLOC"
 _state: dict[str, bool] = {}
 
 
+def _opted_out() -> bool:
+    return os.environ.get(OPT_OUT_ENV, "").lower() == "default"
+
+
 def _user_chose() -> bool:
     """The user set glibc's allocator themselves, or asked us to leave it alone."""
-    if os.environ.get(OPT_OUT_ENV, "").lower() == "default":
+    if _opted_out():
         return True
     return "GLIBC_TUNABLES" in os.environ or any(v.startswith("MALLOC_") for v in os.environ)
 
@@ -51,7 +55,7 @@ def trim_only() -> bool:
 def repair_trim_only() -> bool:
     """In a process started with a trim threshold alone (a Dask worker), set both thresholds as
     ``tune_allocator`` does; anywhere else change nothing. True when they were set now or before."""
-    if os.environ.get(OPT_OUT_ENV, "").lower() == "default" or not trim_only():
+    if _opted_out() or not trim_only():
         return _state.get("tuned", False)
     return tune_allocator(force=True)
 

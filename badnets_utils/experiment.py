@@ -407,9 +407,8 @@ def run(
     last: dict = {}  # the last epoch's evaluations: the finished model's, not computed twice
     model, history = train(setup, budget, progress=progress, on_epoch=on_epoch, final=last)
     clean, attacked = last["clean"], last["attack"]
-    m = {"tca": clean["acc"], "asr": attacked["acc"], "clean": clean, "attack": attacked}
     seconds = time.perf_counter() - start
-    return Result(setup.attack, budget, model, history, m["tca"], m["asr"], m["clean"], m["attack"], seconds, setup)
+    return Result(setup.attack, budget, model, history, clean["acc"], attacked["acc"], clean, attacked, seconds, setup)
 
 
 def run_many(

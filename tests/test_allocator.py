@@ -17,6 +17,29 @@ from badnets_utils import allocator
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
+
+def _is_allocator_setting(var: str) -> bool:
+    return var in ("GLIBC_TUNABLES", allocator.OPT_OUT_ENV) or var.startswith("MALLOC_")
+
+
+def _env_without_allocator_settings(**env: str) -> dict:
+    """This process's environment less every allocator setting, plus ``env``, for a fresh process of this checkout."""
+    return {**{k: v for k, v in os.environ.items() if not _is_allocator_setting(k)}, **env, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture
+def set_only(monkeypatch):
+    """Leave this process with no allocator setting but the ones given."""
+
+    def apply(env: dict) -> None:
+        for var in [v for v in os.environ if _is_allocator_setting(v)]:
+            monkeypatch.delenv(var)
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+
+    return apply
+
+
 # A short real run in a fresh process (the setting is per process and made once): its weights' digest and scores.
 RUN = """
 import hashlib, json, sys
@@ -33,11 +56,8 @@ print(json.dumps({"tuned": tuned, "digest": digest, "tca": r.tca, "asr": r.asr})
 
 
 def _run_in_fresh_process(data_root: str, **env: str) -> dict:
-    theirs = ("GLIBC_TUNABLES", allocator.OPT_OUT_ENV)
-    clean_env = {k: v for k, v in os.environ.items() if k not in theirs and not k.startswith("MALLOC_")}
-    clean_env.update(env, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", RUN, str(data_root)], env=clean_env, capture_output=True, text=True,
-                         timeout=600, check=True)  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", RUN, str(data_root)], env=_env_without_allocator_settings(**env),
+                         capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -56,11 +76,8 @@ def test_same_weights_with_and_without_the_setting(mnist_root):
      ({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}, True), ({"MALLOC_ARENA_MAX": "2"}, True),
      ({"BADNETS_MALLOC": "tuned"}, False)],
 )  # fmt: skip
-def test_the_users_own_allocator_settings_win(monkeypatch, env, chose):
-    for var in [v for v in os.environ if v == "GLIBC_TUNABLES" or v.startswith("MALLOC_")] + ["BADNETS_MALLOC"]:
-        monkeypatch.delenv(var, raising=False)
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
+def test_the_users_own_allocator_settings_win(set_only, env, chose):
+    set_only(env)
     assert allocator._user_chose() is chose
 
 
@@ -79,8 +96,7 @@ def test_the_command_line_run_sets_it_and_a_library_import_does_not():
         "try:\n    cli.main(['--epochs', '0'])\nexcept SystemExit:\n    pass\n"
         "print(a._state)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", allocator.OPT_OUT_ENV)}
-    out = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", probe], env=_env_without_allocator_settings(), capture_output=True,
                          text=True, timeout=120, check=True).stdout.split("\n")  # fmt: skip
     assert out[0] == "{}" and out[1] == ("{'tuned': True}" if GLIBC else "{'tuned': False}")
 
@@ -91,11 +107,8 @@ def test_the_command_line_run_sets_it_and_a_library_import_does_not():
      ({"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "131072"}, False),
      ({"MALLOC_TRIM_THRESHOLD_": "65536", "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}, False)],
 )  # fmt: skip
-def test_trim_only_is_dasks_setting_alone(monkeypatch, env, expected):
-    for var in [v for v in os.environ if v == "GLIBC_TUNABLES" or v.startswith("MALLOC_")]:
-        monkeypatch.delenv(var, raising=False)
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
+def test_trim_only_is_dasks_setting_alone(set_only, env, expected):
+    set_only(env)
     assert allocator.trim_only() is expected
 
 
@@ -107,8 +120,6 @@ def test_trim_only_is_dasks_setting_alone(monkeypatch, env, expected):
 def test_a_sweep_run_repairs_only_a_trim_only_process(env, repaired):
     """What a run of a sweep does first (``parallel.run_job``), in a fresh process started with ``env``."""
     probe = "from badnets_utils import allocator\nprint(allocator.repair_trim_only())\n"
-    theirs = ("GLIBC_TUNABLES", allocator.OPT_OUT_ENV)
-    clean = {k: v for k, v in os.environ.items() if k not in theirs and not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", probe], env={**clean, **env, "PYTHONPATH": str(ROOT)},
+    out = subprocess.run([sys.executable, "-c", probe], env=_env_without_allocator_settings(**env),
                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert out.stdout.strip() == str(repaired)
