@@ -18,6 +18,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,14 @@ ALL_CELLS_CLICKABLE = """(n) => {
     return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === c;
   });
 }"""
+# ipywidgets 7's classic frontend, once connected to a fresh kernel, asks it for the widgets it already holds. Its
+# control comm is refused (ipywidgets is not imported yet), so it falls back to a comm_info request; widgets a cell
+# creates while that request is in flight get a second model in the frontend, and the kernel's updates then go to
+# the model no view shows (seen here as a click whose cell never changes colour, on a cold machine). A lecturer who
+# opens a notebook and waits a second never meets it: the test waits for that round trip too.
+WIDGETS_FALLBACK = 'Failed to fetch ipywidgets through the "jupyter.widget.control" comm channel'
+COMM_INFO_ROUND_TRIP = """() => new Promise(done => Jupyter.notebook.kernel.send_shell_message(
+  'comm_info_request', {target_name: 'jupyter.widget'}, {shell: {reply: () => done(true)}}))"""
 KERNEL_READY = (
     "() => !!(window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected())"
 )
@@ -138,8 +147,11 @@ def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                console = []
+                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
                 page.goto(f"{base}/notebooks/painter.ipynb?token={token}")
                 page.wait_for_function(KERNEL_READY, timeout=60_000)
+                _wait_for_widget_restore(page, console)
                 page.evaluate("Jupyter.notebook.execute_all_cells()")
                 expect(page.locator(".output_area").get_by_text("ipywidgets 7.7.1")).to_be_visible(timeout=60_000)
 
@@ -169,6 +181,7 @@ def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
             except Exception:
                 SCREENSHOTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(SCREENSHOTS / "painter_classic_failure.png"))
+                print("browser console:", *console[-60:], sep="\n  ")
                 raise
             finally:
                 browser.close()
@@ -187,6 +200,17 @@ def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
         expected[r, c] = 255
     np.testing.assert_array_equal(pixels, expected)
     assert [p.name for p in save_dir.iterdir()] == [saved.name], "stray files beside the PNG"
+
+
+def _wait_for_widget_restore(page, console: list[str], timeout_s: float = 30.0) -> None:
+    """Until ipywidgets 7's frontend has asked the fresh kernel for its widgets (see WIDGETS_FALLBACK) and had the
+    answer: the kernel answers shell requests in order, so once our own comm_info request is answered, so is its."""
+    deadline = time.monotonic() + timeout_s
+    while not any(WIDGETS_FALLBACK in line for line in console):
+        if time.monotonic() > deadline:
+            pytest.fail(f"ipywidgets 7's frontend never asked the kernel for its widgets; console:\n{console}")
+        page.wait_for_timeout(100)
+    page.evaluate(COMM_INFO_ROUND_TRIP)
 
 
 def _class_re(r: int, c: int) -> re.Pattern:
