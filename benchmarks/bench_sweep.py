@@ -12,7 +12,9 @@ set) are trained:
 3. on ``dask.distributed.LocalCluster(n_workers=N, threads_per_worker=1)`` through ``client.get_executor()``.
 
 Prints the wall time of each (start of the sweep to its last result, worker start-up included), the ratios
-(targets: pool >= 1.3x the one-by-one loop, Dask within 15 % of the pool), and whether the pool and Dask gave
+(targets: pool >= 1.3x the one-by-one loop, Dask within 15 % of the pool), the pool's ceiling on this machine
+(N workers / how much longer a run takes on one thread than on the loop's threads: two threads that scale well
+leave a pool of one-thread workers little to win), and whether the pool and Dask gave
 identical rows (TCA, ASR, sizes: they must; the one-by-one loop trains with another thread count, so its rows may
 differ in the last digits).
 """
@@ -24,6 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -79,6 +82,15 @@ def main() -> int:
 
     base, pool = times["one by one (thread rule)"], times["local pool"]
     print(f"\npool vs one by one: {base / pool:.2f}x faster (target >= 1.3x)")
+    # The most a pool can win: N one-thread runs side by side against one run on the loop's threads at a time.
+    # A run on one thread takes `scaling` times as long as on the loop's threads; N workers then finish N runs in
+    # that time, so N / scaling is the pool's ceiling (no start-up, no warm-up, no idle worker at the end).
+    scaling = mean(r.seconds for r in pooled) / mean(r.seconds for r in loop)
+    print(
+        f"a run on one thread (pool) / on the loop's threads: {scaling:.2f}x as long; so {workers} one-thread "
+        f"workers can be at most {workers / scaling:.2f}x faster than the loop; measured {base / pool:.2f}x "
+        f"({100 * base / pool / (workers / scaling):.0f} % of that ceiling; the rest: start-up, first runs)"
+    )
     if same is not None:
         print(f"Dask vs pool: {times['Dask LocalCluster'] / pool:.2f}x the pool's time (target <= 1.15)")
         print(f"pool and Dask rows identical: {same}")
