@@ -34,8 +34,10 @@ def blobs(n=600, seed=0):
     return ImageData(images, labels, [str(i) for i in range(10)], "blobs")
 
 
+# MSE with SGD (momentum 0.9) at lr 0.5 learnt the backdoor for only about half of the model inits (8 seeds, one and
+# two threads): which one a run gets depended on the tests before it. At 0.2 every one of those 16 learnt both.
 @pytest.mark.parametrize(
-    "loss, optimizer, lr", [("cross", "adam", 5e-3), ("mse", "adam", 1e-3), ("cross", "sgd", 0.05), ("mse", "sgd", 0.5)]
+    "loss, optimizer, lr", [("cross", "adam", 5e-3), ("mse", "adam", 1e-3), ("cross", "sgd", 0.05), ("mse", "sgd", 0.2)]
 )
 def test_fit_learns_clean_task_and_backdoor(loss, optimizer, lr):
     train, test = blobs(), blobs(200, seed=1)
