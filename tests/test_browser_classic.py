@@ -43,8 +43,9 @@ ALL_CELLS_CLICKABLE = """(n) => {
 # ipywidgets 7's classic frontend, once connected to a fresh kernel, asks it for the widgets it already holds. Its
 # control comm is refused (ipywidgets is not imported yet), so it falls back to a comm_info request; widgets a cell
 # creates while that request is in flight get a second model in the frontend, and the kernel's updates then go to
-# the model no view shows (seen here as a click whose cell never changes colour, on a cold machine). A lecturer who
-# opens a notebook and waits a second never meets it: the test waits for that round trip too.
+# the model no view shows (seen here as a click whose cell never changes colour, on a cold machine). The race is
+# ipywidgets 7's, not the painter's, and only a Run All within moments of opening meets it: the test waits for that
+# round trip first.
 WIDGETS_FALLBACK = 'Failed to fetch ipywidgets through the "jupyter.widget.control" comm channel'
 COMM_INFO_ROUND_TRIP = """() => new Promise(done => Jupyter.notebook.kernel.send_shell_message(
   'comm_info_request', {target_name: 'jupyter.widget'}, {shell: {reply: () => done(true)}}))"""
