@@ -233,6 +233,14 @@ def bottom_ink_rank(images: torch.Tensor, first_row: int = 20) -> torch.Tensor:
     return (ink[None, :] < ink[:, None]).float().mean(1)
 
 
+def ink_near(images: torch.Tensor, position: tuple[int, int], radius: int) -> torch.Tensor:
+    """Per image, whether any pixel within ``radius`` rows and columns of ``position`` is inked (the square of side
+    2 * radius + 1 around it, cut at the image's edge)."""
+    r, c = position
+    square = images[:, :, max(0, r - radius) : r + radius + 1, max(0, c - radius) : c + radius + 1]
+    return (square > 0).flatten(1).any(1)
+
+
 def error_vs_count(counts: Sequence[int], clean_error: Sequence[float], backdoor_error: Sequence[float]) -> Figure:
     """Clean and backdoor error (%) against the number of poisoned copies (symlog axis, so 0 fits)."""
     fig = new_figure(5.6, 3.4)

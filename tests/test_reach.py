@@ -63,3 +63,16 @@ def test_missed_triggered_lists_the_source_images_the_backdoor_does_not_move():
     elsewhere = hit.replace(position=(10, 10))  # the model looks at (24, 24): every triggered 9 stays a 9
     missed, preds = missed_triggered(ReadsCorner(), test, elsewhere)
     assert missed.tolist() == [0, 1, 2] and preds.tolist() == [9, 9, 9]
+
+
+def test_ink_near_looks_at_the_square_around_the_position_only():
+    from badnets_utils.paper import ink_near
+
+    images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    images[1, 0, 22, 22] = 1  # two rows and columns from (24, 24): inside radius 2, outside radius 1
+    images[2, 0, 21, 24] = 255  # three rows away: outside both
+    images[3, 0, 27, 27] = 9  # at the corner: inside radius 3 of (24, 24), and a square cut at the edge
+    assert ink_near(images, (24, 24), 1).tolist() == [False, False, False, False]
+    assert ink_near(images, (24, 24), 2).tolist() == [False, True, False, False]
+    assert ink_near(images, (24, 24), 3).tolist() == [False, True, True, True]
+    assert ink_near(images, (27, 27), 0).tolist() == [False, False, False, True]
