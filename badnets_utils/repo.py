@@ -5,13 +5,18 @@ git ref. ``set-repo`` writes ``repo.toml`` and rewrites all of them; ``check_rep
 
     python -m badnets_utils set-repo OWNER/NAME [--ref REF]   # after forking: badges and setup cells follow
     python -m badnets_utils set-repo --check                  # list what disagrees with repo.toml (exit 1 if any)
+
+The website uses ``site_slug``: ``$GITHUB_REPOSITORY`` (set by GitHub Actions) if set, else repo.toml's repository;
+a publishing build (``BADNETS_PUBLISH=1``, as in ``.github/workflows/pages.yml``) refuses the placeholder.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
@@ -25,6 +30,9 @@ DEFAULT_REF = "main"
 SLUG_RE = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 REF_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
 SETUP_TAG = "setup"
+PLACEHOLDER_REPO = "your-org/badnets-notebooks"  # the template's repo.toml: no such repository exists
+REPO_ENV = "GITHUB_REPOSITORY"  # the repository a GitHub Actions run belongs to (OWNER/NAME)
+PUBLISH_ENV = "BADNETS_PUBLISH"  # "1" in the workflow that publishes the website
 # Runtime dependencies Colab already has: the setup cell never pip-installs them.
 COLAB_PREINSTALLED = frozenset({"torch", "torchvision", "numpy", "matplotlib", "pillow", "tqdm", "ipywidgets"})
 IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml", "scikit-learn": "sklearn", "opencv-python": "cv2"}
@@ -32,6 +40,7 @@ IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml", "scikit-learn": "sklearn", "o
 _BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)\"']+/[^/\s)\"']+/blob/[^\s)\"']+?/notebooks/"
                     r"([A-Za-z0-9._-]+\.ipynb)")  # fmt: skip
 _REPO_COMMENT = re.compile(r"<!-- repo: \S* -->")
+_SETUP_LINE = re.compile(r'^(REPO|REF) = "[^"\n]*"', re.M)
 _TOML_VALUE = r'^\s*{key}\s*=\s*"([^"]*)"\s*(?:#.*)?$'
 
 
@@ -61,6 +70,28 @@ def read_slug(root: str | Path = REPO_ROOT) -> tuple[str, str]:
     result = repo.group(1), ref.group(1) if ref else DEFAULT_REF
     check_slug(*result)
     return result
+
+
+def site_slug(root: str | Path = REPO_ROOT, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """``(repo, ref)`` the website links to: ``$GITHUB_REPOSITORY`` if set, else repo.toml's (ref: repo.toml's).
+
+    Raises a one-line SlugError for a malformed ``$GITHUB_REPOSITORY``, and for the placeholder repository when
+    ``$BADNETS_PUBLISH`` is 1 (or true, yes: a build to publish).
+    """
+    env = os.environ if environ is None else environ
+    repo, ref = read_slug(root)
+    if env.get(REPO_ENV):
+        repo = env[REPO_ENV]
+        try:
+            check_slug(repo, ref)
+        except SlugError as err:
+            raise SlugError(f"{REPO_ENV}: {err}") from None
+    if env.get(PUBLISH_ENV, "").strip().lower() in ("1", "true", "yes") and repo == PLACEHOLDER_REPO:
+        raise SlugError(
+            f"will not publish the website with the placeholder repository {PLACEHOLDER_REPO}: set {REPO_ENV}="
+            "OWNER/NAME, or run `python -m badnets_utils set-repo OWNER/NAME` and commit the result"
+        )
+    return repo, ref
 
 
 def slug_file_text(repo: str, ref: str) -> str:
@@ -140,6 +171,26 @@ def rewrite_links(text: str, repo: str, ref: str) -> str:
     """``text`` with every Colab badge link and ``<!-- repo: ... -->`` comment pointing at ``repo``/``ref``."""
     text = _BADGE.sub(lambda m: badge_url(repo, ref, m.group(1)), text)
     return _REPO_COMMENT.sub(f"<!-- repo: {repo} -->", text)
+
+
+def rewrite_setup_lines(source: str, repo: str, ref: str) -> str:
+    """A setup cell's ``source`` with its ``REPO = "..."`` and ``REF = "..."`` lines naming ``repo``/``ref``."""
+    return _SETUP_LINE.sub(lambda m: f'{m.group(1)} = "{repo if m.group(1) == "REPO" else ref}"', source)
+
+
+def pointed_at(nb: nbformat.NotebookNode, repo: str, ref: str) -> nbformat.NotebookNode:
+    """``nb`` (modified in place) with its badges, repo comments and setup cell's REPO/REF lines naming ``repo``.
+
+    Unlike ``updated_notebook`` nothing else changes: the website's copies of the notebooks go through it.
+    """
+    check_slug(repo, ref)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = rewrite_links(cell.source, repo, ref)
+    i = find_setup_cell(nb)
+    if i is not None:
+        nb.cells[i].source = rewrite_setup_lines(nb.cells[i].source, repo, ref)
+    return nb
 
 
 def find_setup_cell(nb: nbformat.NotebookNode) -> int | None:

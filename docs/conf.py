@@ -4,28 +4,60 @@ Build it (offline, warnings are errors) with::
 
     python -m sphinx -E -W --keep-going -b html -d build/doctrees docs build/site   # the README's command
 
+The repository the site links to (Colab, the repository button, the notebooks' badges and ``REPO`` lines) is
+``badnets_utils.repo.site_slug``'s: ``$GITHUB_REPOSITORY`` if set, else ``repo.toml``'s. With ``BADNETS_PUBLISH=1``
+(``.github/workflows/pages.yml``) the placeholder repository fails the build.
+
 On ``builder-inited`` every notebook of ``notebooks/`` is copied into ``docs/_notebooks/`` (git-ignored) as the
-website shows it: teacher cells left out (``editions.web_edition``), the Colab badge image (a remote SVG) replaced by
-plain "Open in Colab" and "Download .ipynb" links built from ``repo.toml``, and the painter's live widget replaced by
-a note. The first figure of each notebook is saved to ``docs/_notebooks/figures/`` for the landing page.
+website shows it: teacher cells left out (``editions.web_edition``), badges and the setup cell's ``REPO`` line
+pointed at that repository (``repo.pointed_at``; the committed notebooks are never touched), the Colab badge image
+(a remote SVG) replaced by plain "Open in Colab" and "Download .ipynb" links, and the painter's live widget replaced
+by a note. The first figure of each notebook is saved to ``docs/_notebooks/figures/`` for the landing page.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import os
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 
 from badnets_utils.editions import web_edition  # noqa: E402
-from badnets_utils.repo import badge_url, read_notebook, read_slug, write_notebook  # noqa: E402
+from badnets_utils.repo import (  # noqa: E402
+    PLACEHOLDER_REPO,
+    SlugError,
+    badge_url,
+    notebook_text,
+    pointed_at,
+    read_notebook,
+    site_slug,
+    write_notebook,
+)
 
-REPO, REF = read_slug(ROOT)
+
+def _fail(message: str) -> NoReturn:
+    """End the build with ``message`` as its one line of error (exit status 2).
+
+    Sphinx 9 wraps any exception raised here in a page of debugging context, traceback and a request to report
+    the error to Sphinx; a wrong repository is the user's to fix, so the message is all that is printed.
+    """
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(2)
+
+
+try:
+    REPO, REF = site_slug(ROOT)
+except SlugError as err:
+    _fail(str(err))
+
 PAGES = DOCS / "_notebooks"  # the notebook pages, rebuilt from notebooks/ at every build
 DOWNLOADS = PAGES / "download"  # what "Download .ipynb" gives: the notebook without its teacher cells
 FIGURES = PAGES / "figures"  # the first figure of each notebook (landing page) and markdown cells' attachments
@@ -79,7 +111,7 @@ html_theme_options = {
 
 
 def page_links(name: str) -> str:
-    """The markdown line at the top of every notebook page: Colab (from repo.toml) and the download."""
+    """The markdown line at the top of every notebook page: Colab (``REPO``, ``REF``) and the download."""
     return (
         f'<span class="nb-links">[Open in Colab]({badge_url(REPO, REF, name)}) '
         f"{{download}}`Download .ipynb <download/{name}>`</span>"
@@ -121,6 +153,12 @@ def _write_bytes(path: Path, data: bytes) -> None:
         path.write_bytes(data)
 
 
+def _refuse_placeholder(name: str, *copies) -> None:
+    """Fail the build if a copy of notebook ``name`` still names the placeholder repository the site does not use."""
+    if REPO != PLACEHOLDER_REPO and any(PLACEHOLDER_REPO in notebook_text(nb) for nb in copies):
+        _fail(f"notebooks/{name} names {PLACEHOLDER_REPO} where the site's copy must name {REPO}")
+
+
 def write_pages(app=None) -> list[Path]:
     """Write the notebook pages, downloads and landing-page figures; remove those of notebooks that are gone."""
     for folder in (PAGES, DOWNLOADS, FIGURES):
@@ -128,9 +166,11 @@ def write_pages(app=None) -> list[Path]:
     sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
     wanted = set()
     for path in sources:
-        nb = web_edition(read_notebook(path))
+        nb = pointed_at(web_edition(read_notebook(path)), REPO, REF)
+        page = notebook_page(copy.deepcopy(nb), path.name)
+        _refuse_placeholder(path.name, nb, page)
         write_notebook(DOWNLOADS / path.name, nb)
-        write_notebook(PAGES / path.name, notebook_page(copy.deepcopy(nb), path.name))
+        write_notebook(PAGES / path.name, page)
         png = landing_figure(nb, path.name)
         if png is not None:
             _write_bytes(FIGURES / f"{path.stem}.png", png)

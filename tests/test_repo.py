@@ -169,3 +169,47 @@ def test_colab_clone_is_put_on_sys_path(monkeypatch, tmp_path: Path):
 def test_real_repository_agrees_with_repo_toml():
     problems = R.check_repo(ROOT)
     assert problems == [], "run `python -m badnets_utils set-repo OWNER/NAME` once:\n" + "\n".join(problems)
+
+
+def slug_root(tmp_path: Path, repo: str) -> Path:
+    (tmp_path / "repo.toml").write_text(R.slug_file_text(repo, "v1"), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "toml, env, expected",
+    [("acme/x", {}, "acme/x"), ("acme/x", {"GITHUB_REPOSITORY": "someone/fork"}, "someone/fork"),
+     ("acme/x", {"GITHUB_REPOSITORY": ""}, "acme/x"), (R.PLACEHOLDER_REPO, {}, R.PLACEHOLDER_REPO),
+     (R.PLACEHOLDER_REPO, {"BADNETS_PUBLISH": "0"}, R.PLACEHOLDER_REPO),
+     (R.PLACEHOLDER_REPO, {"BADNETS_PUBLISH": "1", "GITHUB_REPOSITORY": "someone/fork"}, "someone/fork")],
+)  # fmt: skip
+def test_site_slug_is_github_repository_else_repo_toml(tmp_path: Path, toml: str, env: dict, expected: str):
+    assert R.site_slug(slug_root(tmp_path, toml), env) == (expected, "v1")
+
+
+@pytest.mark.parametrize(
+    "toml, env, message",
+    [("acme/x", {"GITHUB_REPOSITORY": "not a slug"},
+      "GITHUB_REPOSITORY: 'not a slug' is not a GitHub repository as OWNER/NAME (letters, digits, '-', '.', '_')"),
+     ("acme/x", {"GITHUB_REPOSITORY": "a/b/c"}, "GITHUB_REPOSITORY: 'a/b/c' is not a GitHub repository"),
+     (R.PLACEHOLDER_REPO, {"BADNETS_PUBLISH": "1"}, "will not publish the website with the placeholder repository "
+      "your-org/badnets-notebooks: set GITHUB_REPOSITORY=OWNER/NAME, or run `python -m badnets_utils set-repo"),
+     ("acme/x", {"BADNETS_PUBLISH": "true", "GITHUB_REPOSITORY": R.PLACEHOLDER_REPO}, "will not publish")],
+)  # fmt: skip
+def test_site_slug_refuses_bad_values_and_a_published_placeholder(tmp_path: Path, toml: str, env: dict, message):
+    with pytest.raises(R.SlugError) as exc:
+        R.site_slug(slug_root(tmp_path, toml), env)
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value)
+
+
+def test_pointed_at_renames_only_the_repository():
+    """The website's copies: badges, repo comments and the setup cell's REPO/REF lines change, nothing else."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        old = R.read_notebook(path)
+        new = R.pointed_at(R.read_notebook(path), "someone/fork", "dev")
+        text = R.notebook_text(new)
+        assert R.PLACEHOLDER_REPO not in text and R.badge_url("someone/fork", "dev", path.name) in text
+        setup = new.cells[R.find_setup_cell(new)].source
+        assert 'REPO = "someone/fork"  #' in setup and 'REF = "dev"  #' in setup
+        restored = R.pointed_at(new, *R.read_slug(ROOT))
+        assert restored == old, f"{path.name}: pointed_at changed more than the repository"

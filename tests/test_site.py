@@ -1,11 +1,14 @@
 """The course website (docs/, Sphinx + myst-nb): it builds offline with warnings as errors, and reads right.
 
-The site is built once per session into a temporary folder with the README's command, served on 127.0.0.1 and
-opened in headless Chromium (Debian's, through playwright; never ``playwright install``): every page loads without
-a console error; every notebook page shows each figure its committed outputs hold, no teacher cell, collapsed
-solutions, a Colab link to that notebook (from repo.toml) and a download; "next" walks 01 → 08; search finds a
-notebook. Screenshots of two pages at two widths go to screenshots/. A second, deliberately broken copy of docs/
-must fail the build. Without Sphinx, Chromium or playwright the browser tests skip, except in CI (CI=true).
+The site is built once per session into a temporary folder with the README's command, as
+``.github/workflows/pages.yml`` builds it (``GITHUB_REPOSITORY=someone/fork``, ``BADNETS_PUBLISH=1``): it names
+someone/fork and never repo.toml's placeholder. It is served on 127.0.0.1 and opened in headless Chromium (Debian's,
+through playwright; never ``playwright install``): every page loads without a console error; every notebook page
+shows each figure its committed outputs hold, no teacher cell, collapsed solutions, a Colab link to that notebook
+(in someone/fork) and a download; "next" walks 01 → 08; search finds a notebook. Screenshots of two pages at two
+widths go to screenshots/. A second, deliberately broken copy of docs/ must fail the build, and so must a bad
+``GITHUB_REPOSITORY`` or a publishing build of the placeholder, each with one line of error. Without Sphinx, Chromium
+or playwright the browser tests skip, except in CI (CI=true).
 
 The README is checked here too: at most 12 KB, and every section it had before the site took them over still has a
 heading on a page of the site.
@@ -29,12 +32,14 @@ import nbformat
 import pytest
 from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
-from badnets_utils.repo import badge_url, read_slug
+from badnets_utils.repo import PLACEHOLDER_REPO, PUBLISH_ENV, REPO_ENV, badge_url, read_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 README_LIMIT = 12 * 1024
+FORK = "someone/fork"  # the repository the session's site is built in, as GitHub Actions would say
+PAGES_YML = ROOT / ".github" / "workflows" / "pages.yml"
 # Every section of the README before the site took them over: the page (under docs/, or the README itself) that
 # holds it now, and its heading there.
 MOVED_SECTIONS = {
@@ -106,6 +111,12 @@ def _sphinx_command(docs: Path, out: Path) -> list[str]:
     return [sys.executable, *words[:-2], str(docs), str(out / "site")]
 
 
+def _build_env(**variables: str) -> dict[str, str]:
+    """This process's environment without the variables that pick the site's repository, plus ``variables``."""
+    env = {k: v for k, v in os.environ.items() if k not in (REPO_ENV, PUBLISH_ENV)}
+    return env | variables
+
+
 def _needs_sphinx() -> None:
     for module in ("sphinx", "myst_nb", "sphinx_book_theme"):
         try:
@@ -116,10 +127,11 @@ def _needs_sphinx() -> None:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The site, built with the README's command into a temporary folder."""
+    """The site, built with the README's command into a temporary folder as pages.yml builds it, in ``FORK``."""
     _needs_sphinx()
     out = tmp_path_factory.mktemp("site")
-    build = subprocess.run(_sphinx_command(DOCS, out), cwd=ROOT, capture_output=True, text=True)
+    env = _build_env(**{REPO_ENV: FORK, PUBLISH_ENV: "1"})
+    build = subprocess.run(_sphinx_command(DOCS, out), cwd=ROOT, capture_output=True, text=True, env=env)
     assert build.returncode == 0, f"the site does not build:\n{build.stdout[-2000:]}\n{build.stderr[-4000:]}"
     return out / "site"
 
@@ -136,13 +148,50 @@ def test_broken_docs_fail_the_build(tmp_path):
     index = tmp_path / "docs" / "index.md"
     index.write_text(index.read_text() + "\n[dead](no_such_page.md)\n\n![missing](no_such_image.png)\n")
     build = subprocess.run(_sphinx_command(tmp_path / "docs", tmp_path / "out"), cwd=tmp_path, capture_output=True,
-                           text=True)  # fmt: skip
+                           text=True, env=_build_env())  # fmt: skip
     log = build.stderr
     assert build.returncode != 0, log
     assert "no_such_page" in log, log
     assert "no_such_image.png" in log, log
     assert "09_left_out" in log and "toctree" in log, log
     assert "broken_doc" in log, log
+
+
+@pytest.mark.parametrize(
+    "env, error",
+    [({REPO_ENV: "not a slug"}, f"error: {REPO_ENV}: 'not a slug' is not a GitHub repository as OWNER/NAME ("),
+     ({REPO_ENV: PLACEHOLDER_REPO, PUBLISH_ENV: "1"},
+      f"error: will not publish the website with the placeholder repository {PLACEHOLDER_REPO}: set {REPO_ENV}=")],
+)  # fmt: skip
+def test_bad_or_placeholder_repository_fails_the_build_in_one_line(tmp_path, env, error):
+    """Checked when conf.py loads, before any page is read: a few seconds each."""
+    _needs_sphinx()
+    build = subprocess.run(_sphinx_command(DOCS, tmp_path), cwd=ROOT, capture_output=True, text=True,
+                           env=_build_env(**env))  # fmt: skip
+    assert build.returncode != 0 and build.stderr.startswith(error), build.stderr
+    assert build.stderr.count("\n") == 1 and not (tmp_path / "site" / "index.html").exists(), build.stderr
+
+
+def test_pages_workflow_builds_in_its_own_repository_with_the_readme_command():
+    workflow = PAGES_YML.read_text(encoding="utf-8")
+    step = workflow[workflow.index("- name: Build the site") :].split("\n      - ")[0]
+    assert f"{REPO_ENV}: ${{{{ github.repository }}}}" in step and f'{PUBLISH_ENV}: "1"' in step, step
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"^python -m sphinx .+ docs build/site$", readme, re.M).group(0)
+    assert f"run: {command}\n" in step + "\n", step
+    assert "python -m badnets_utils set-repo OWNER/NAME" in readme
+
+
+def test_site_names_the_repository_it_is_built_in(site):
+    """No file of the site names the placeholder; every GitHub and Colab link names ``FORK``."""
+    files = [f for f in site.rglob("*") if f.is_file() and f.suffix in {".html", ".ipynb", ".txt", ".js"}]
+    named = [f.relative_to(site).as_posix() for f in files if PLACEHOLDER_REPO in f.read_text(errors="ignore")]
+    assert not named, f"{PLACEHOLDER_REPO} is in {named}"
+    html = "".join(f.read_text(encoding="utf-8") for f in site.glob("_notebooks/*.html"))
+    repos = re.findall(r"(?:colab\.research\.google\.com/github|https://github\.com)/([\w.-]+/[\w.-]+)", html)
+    assert repos and set(repos) == {FORK}, set(repos)
+    assert f'<span class="s2">"{FORK}"</span>' in html  # the setup cell's REPO line
+    assert f'href="https://github.com/{FORK}"' in (site / "index.html").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +273,7 @@ def test_every_page_loads_without_console_errors(site, server, browser):
 
 
 def test_notebook_pages_show_the_committed_notebooks(site, server, browser):
-    repo, ref = read_slug(ROOT)
+    ref = read_slug(ROOT)[1]
     with _page(browser) as page:
         for path in NOTEBOOKS:
             cells = _shown_cells(path)
@@ -236,7 +285,7 @@ def test_notebook_pages_show_the_committed_notebooks(site, server, browser):
             loaded = images.evaluate_all("imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
             assert loaded == figures, (path.name, "images that did not load", figures - loaded)
             colab = page.locator("article a", has_text="Open in Colab")
-            assert colab.count() >= 1 and colab.first.get_attribute("href") == badge_url(repo, ref, path.name)
+            assert colab.count() >= 1 and colab.first.get_attribute("href") == badge_url(FORK, ref, path.name)
             download = page.locator("article a", has_text="Download .ipynb").first
             href = download.get_attribute("href")
             assert href.endswith("/" + path.name), href
