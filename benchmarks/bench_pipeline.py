@@ -2,7 +2,8 @@
 
     python benchmarks/bench_pipeline.py [--data_path DIR] [--seed_epochs N]
 
-Prints wall time, TCA and ASR of the default run, samples per second of both pipelines and their ratio.
+Prints wall time, TCA and ASR of the default run, samples per second of both pipelines and their ratio, and
+records them in benchmarks/results/bench_pipeline.json (the table of docs/performance.md is rendered from it).
 The per-sample pipeline: PIL image per sample, Python-list membership test for poisoned indices,
 trigger pasted with PIL, ToTensor + Normalize, DataLoader (batch 64), softmax fed into cross-entropy,
 plain SGD lr 0.01 — the same BadNet architecture.
@@ -15,16 +16,21 @@ import contextlib
 import io
 import random
 import re
+import sys
 import time
+from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from badnets_utils.benchmark_tables import record
 from badnets_utils.cli import main as cli_main
 from badnets_utils.data import resolve_data_root
 from badnets_utils.models import BadNet
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class SeedStylePoisonedMNIST(Dataset):
@@ -73,12 +79,22 @@ def time_seed_pipeline(root, epochs, workers):
     return seen / (time.perf_counter() - start)
 
 
-def main():
+def save(root: Path, argv: list[str], *, epochs: int, wall_s: float, tca: float, asr: float, tensor_sps: float,
+         seed_sps: float, seed_epochs: int) -> Path:  # fmt: skip
+    """Record one run's figures in benchmarks/results/bench_pipeline.json under ``root``; return the file."""
+    figures = {"epochs": epochs, "wall_s": round(wall_s, 2), "tca": tca, "asr": asr,
+               "tensor_sps": round(tensor_sps), "seed_sps": round(seed_sps), "seed_epochs": seed_epochs,
+               "speedup": round(tensor_sps / seed_sps, 4)}  # fmt: skip
+    return record(root, "bench_pipeline", argv, figures)
+
+
+def main(argv: list[str] | None = None):
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_path", default=None)
     p.add_argument("--seed_epochs", type=int, default=None, help="epochs of the per-sample pipeline (default: same)")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers of the per-sample pipeline")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     root = resolve_data_root(args.data_path)
 
     buf = io.StringIO()
@@ -102,6 +118,9 @@ def main():
     print(f"per-sample PIL + DataLoader pipeline: {seed_sps:,.0f} samples/s ({seed_epochs} epochs)")
     print(f"ratio: {tensor_sps / seed_sps:.1f}x")
     print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}")
+    path = save(ROOT, argv, epochs=epochs, wall_s=wall, tca=tca, asr=asr, tensor_sps=tensor_sps, seed_sps=seed_sps,
+                seed_epochs=seed_epochs)  # fmt: skip
+    print(f"recorded in {path.relative_to(ROOT).as_posix()}")
 
 
 if __name__ == "__main__":

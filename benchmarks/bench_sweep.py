@@ -12,11 +12,12 @@ set) are trained:
 3. on ``dask.distributed.LocalCluster(n_workers=N, threads_per_worker=1)`` through ``client.get_executor()``.
 
 Prints the wall time of each (start of the sweep to its last result, worker start-up included), the ratios
-(targets: pool >= 1.3x the one-by-one loop, Dask within 15 % of the pool), the pool's ceiling on this machine
-(N workers / how much longer a run takes on one thread than on the loop's threads: two threads that scale well
-leave a pool of one-thread workers little to win), and whether the pool and Dask gave
-identical rows (TCA, ASR, sizes: they must; the one-by-one loop trains with another thread count, so its rows may
-differ in the last digits).
+against their targets (``TARGET_POOL``, ``TARGET_DASK``), the pool's ceiling on this machine (N workers / how much
+longer a run takes on one thread than on the loop's threads: two threads that scale well leave a pool of one-thread
+workers little to win), and whether the pool and Dask gave identical rows (TCA, ASR, sizes: they must; the
+one-by-one loop trains with another thread count, so its rows may differ in the last digits). The figures are
+recorded in benchmarks/results/bench_sweep.json, one run per command (docs/performance.md and docs/sweeps.md show
+them).
 """
 
 from __future__ import annotations
@@ -28,18 +29,44 @@ import time
 from pathlib import Path
 from statistics import mean
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
+from badnets_utils.benchmark_tables import record  # noqa: E402
 from badnets_utils.experiment import Attack, Budget, load_data, run, run_many  # noqa: E402
 from badnets_utils.sweep import result_row  # noqa: E402
 from badnets_utils.train import threads_set_by_user, usable_cores  # noqa: E402
+
+TARGET_POOL = 1.3  # the pool at least this many times faster than the one-by-one loop
+TARGET_DASK = 1.15  # Dask's time at most this many times the pool's
 
 
 def _rows(results) -> list[dict]:
     return [{k: v for k, v in result_row(r).items() if k != "seconds"} for r in results]
 
 
-def main() -> int:
+def figures(args: argparse.Namespace, workers: int, times: dict[str, float], one_thread_slowdown: float,
+            dask_rows_identical: bool | None) -> dict:  # fmt: skip
+    """What a run measured, with the ratios it prints: the contents of its record."""
+    base, pool, dask = times["one by one (thread rule)"], times["local pool"], times.get("Dask LocalCluster")
+    ceiling = workers / one_thread_slowdown
+    return {
+        "models": args.models, "train_size": args.train_size, "epochs": args.epochs, "workers": workers,
+        "one_by_one_s": round(base, 2), "pool_s": round(pool, 2), "dask_s": None if dask is None else round(dask, 2),
+        "pool_speedup": round(base / pool, 4), "target_pool": TARGET_POOL,
+        "dask_vs_pool": None if dask is None else round(dask / pool, 4), "target_dask": TARGET_DASK,
+        "dask_rows_identical": dask_rows_identical, "one_thread_slowdown": round(one_thread_slowdown, 4),
+        "ceiling": round(ceiling, 4), "share_of_ceiling": round(base / pool / ceiling, 4),
+    }  # fmt: skip
+
+
+def save(root: Path, argv: list[str], measured: dict) -> Path:
+    """Record ``measured`` (``figures``) in benchmarks/results/bench_sweep.json under ``root``; return the file."""
+    return record(root, "bench_sweep", argv, measured)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_path", default=None)
     p.add_argument("--models", type=int, default=8)
@@ -47,7 +74,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=None, help="pool and Dask workers (default: one per core)")
     p.add_argument("--skip_dask", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if threads_set_by_user():
         p.error("unset $OMP_NUM_THREADS / $MKL_NUM_THREADS: the one-by-one loop must use the thread rule")
     workers = args.workers or usable_cores()
@@ -80,21 +107,23 @@ def main() -> int:
         print(f"Dask LocalCluster (cluster start included): {times['Dask LocalCluster']:.1f} s", flush=True)
         same = _rows(pooled) == _rows(remote)
 
-    base, pool = times["one by one (thread rule)"], times["local pool"]
-    print(f"\npool vs one by one: {base / pool:.2f}x faster (target >= 1.3x)")
     # The most a pool can win: N one-thread runs side by side against one run on the loop's threads at a time.
-    # A run on one thread takes `scaling` times as long as on the loop's threads; N workers then finish N runs in
-    # that time, so N / scaling is the pool's ceiling (no start-up, no warm-up, no idle worker at the end).
-    scaling = mean(r.seconds for r in pooled) / mean(r.seconds for r in loop)
+    # A run on one thread takes `slowdown` times as long as on the loop's threads; N workers then finish N runs in
+    # that time, so N / slowdown is the pool's ceiling (no start-up, no warm-up, no idle worker at the end).
+    slowdown = mean(r.seconds for r in pooled) / mean(r.seconds for r in loop)
+    f = figures(args, workers, times, slowdown, same)
+    print(f"\npool vs one by one: {f['pool_speedup']:.2f}x faster (target >= {TARGET_POOL}x)")
     print(
-        f"a run on one thread (pool) / on the loop's threads: {scaling:.2f}x as long; so {workers} one-thread "
-        f"workers can be at most {workers / scaling:.2f}x faster than the loop; measured {base / pool:.2f}x "
-        f"({100 * base / pool / (workers / scaling):.0f} % of that ceiling; the rest: start-up, first runs)"
+        f"a run on one thread (pool) / on the loop's threads: {f['one_thread_slowdown']:.2f}x as long; so {workers} "
+        f"one-thread workers can be at most {f['ceiling']:.2f}x faster than the loop; measured "
+        f"{f['pool_speedup']:.2f}x ({100 * f['share_of_ceiling']:.0f} % of that ceiling; the rest: start-up, "
+        "first runs)"
     )
     if same is not None:
-        print(f"Dask vs pool: {times['Dask LocalCluster'] / pool:.2f}x the pool's time (target <= 1.15)")
+        print(f"Dask vs pool: {f['dask_vs_pool']:.2f}x the pool's time (target <= {TARGET_DASK})")
         print(f"pool and Dask rows identical: {same}")
     print(f"one-by-one rows equal to the pool's: {_rows(loop) == _rows(pooled)} (other thread count)")
+    print(f"recorded in {save(ROOT, argv, f).relative_to(ROOT).as_posix()}")
     return 0 if same in (None, True) else 1
 
 

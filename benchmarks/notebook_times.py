@@ -13,9 +13,10 @@ modified), timed from kernel start to the last cell, in up to three modes:
 * ``retrain``: ``BADNETS_RETRAIN=1`` (train everything from scratch; very slow, so not in the default modes).
 
 The results go to benchmarks/notebook_times.json (merged with earlier ones, written atomically) and are rendered
-as a table between ``<!-- notebook-times -->`` and ``<!-- /notebook-times -->`` in README.md and docs/teaching.md,
-and as one line between ``<!-- time -->`` and ``<!-- /time -->`` in each notebook's markdown. Files without the
-markers are left alone. ``check_times(root)`` lists the places whose text disagrees with the JSON.
+(``badnets_utils.blocks``) as a table between ``<!-- notebook-times -->`` and ``<!-- /notebook-times -->`` in
+README.md and docs/teaching.md, and as one line between ``<!-- time -->`` and ``<!-- /time -->`` in each notebook's
+markdown. Files without the markers are left alone. ``check_times(root)`` lists the places whose text disagrees
+with the JSON.
 
 With ``--write-outputs`` (class mode only) each executed notebook is also written back as its committed output,
 cleaned for reading (``clean_outputs``): no progress-bar widgets (each epoch prints a final text line anyway), no
@@ -31,7 +32,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import re
 import sys
 import time
@@ -43,6 +43,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
+from badnets_utils import benchmark_tables, blocks  # noqa: E402
 from badnets_utils.files import atomic_write_text  # noqa: E402
 from badnets_utils.repo import KERNELSPEC, LANGUAGE_INFO, notebook_text  # noqa: E402
 
@@ -52,19 +53,13 @@ MODES = {"class": {}, "quick": {"BADNETS_QUICK": "1"}, "retrain": {"BADNETS_RETR
 DEFAULT_MODES = ("class", "quick")
 LABELS = {"class": "class mode", "quick": "quick mode", "retrain": "full retrain"}
 SWITCHES = ("BADNETS_QUICK", "BADNETS_RETRAIN")
-TABLE = ("<!-- notebook-times -->", "<!-- /notebook-times -->")
-NOTE = ("<!-- time -->", "<!-- /time -->")
+TABLE = "notebook-times"  # the generated block of the table (badnets_utils.blocks)
+NOTE = "time"  # the inline block of a notebook's header note
 
 
 def machine() -> str:
-    """A short description of this machine: CPU cores and GPU."""
-    gpu = "no GPU"
-    with contextlib.suppress(Exception):
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
+    """A short description of this machine: CPU model, cores and GPU (as the benchmarks' results record it)."""
+    return benchmark_tables.machine_text(benchmark_tables.machine())
 
 
 @contextlib.contextmanager
@@ -219,27 +214,25 @@ def render_note(data: dict, stem: str) -> str | None:
     return " · ".join(parts) + f" (measured on {data.get('machine', '?')})"
 
 
-def replace_between(text: str, markers: tuple[str, str], body: str, block: bool) -> str | None:
-    """``text`` with what lies between the markers replaced by ``body``; None if the markers are absent."""
-    start, end = markers
-    i = text.find(start)
-    j = text.find(end, i + len(start)) if i >= 0 else -1
-    if j < 0:
+def replace_note(text: str, note: str) -> str | None:
+    """``text`` with its inline ``<!-- time -->…<!-- /time -->`` holding ``note``; None if it has no such block."""
+    old = blocks.read_block(text, NOTE)
+    if old is None:
         return None
-    inner = f"\n{body}\n" if block else body
-    return text[: i + len(start)] + inner + text[j:]
+    start, end = blocks.markers(NOTE)
+    inline = f"{start}{old}{end}"
+    return text.replace(inline, f"{start}{note}{end}", 1) if inline in text else blocks.replace_block(text, NOTE, note)
 
 
 def planned(root: Path, data: dict, paths: list[Path] | None = None) -> dict[Path, str]:
     """Every file whose rendered text differs from what it holds now, with the new text."""
-    out: dict[Path, str] = {}
     table = render_table(data)
+    pages = {}
     for rel in TABLE_FILES:
         path = root / rel
-        if path.is_file():
-            new = replace_between(path.read_text(encoding="utf-8"), TABLE, table, block=True)
-            if new is not None and new != path.read_text(encoding="utf-8"):
-                out[path] = new
+        if path.is_file() and blocks.read_block(path.read_text(encoding="utf-8"), TABLE) is not None:
+            pages[path] = {TABLE: table}
+    out = blocks.planned(pages)
     for path in select(root, None) if paths is None else paths:
         note = render_note(data, path.stem)
         if note is None:
@@ -247,7 +240,7 @@ def planned(root: Path, data: dict, paths: list[Path] | None = None) -> dict[Pat
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                new = replace_between(cell.source, NOTE, note, block=False)
+                new = replace_note(cell.source, note)
                 if new is not None:
                     cell.source = new
         text = notebook_text(nb)
