@@ -41,6 +41,7 @@ SUBCOMMANDS = {
     "classroom": ("badnets_utils.classroom", "main"),
     "set-repo": ("badnets_utils.repo", "main"),
     "sweep": ("badnets_utils.sweep", "main"),
+    "pages": ("badnets_utils.pages", "main"),
 }
 ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
 PATH_FLAGS = ("checkpoint", "manifest", "data_path", "trigger_path", "output_dir")  # '~' expanded (even after '=')

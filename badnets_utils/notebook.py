@@ -99,3 +99,14 @@ def setup(
         long_runs = "retrain" if retrain else "load shipped results"
         print(f"mode: {mode}, {long_runs} | device: {cfg.device} | torch {torch.__version__} | seed {seed}")
     return cfg
+
+
+BLOCK_KEY = "badnets_block"  # an output's metadata key: the docs block written from it (badnets_utils.pages)
+
+
+def show_table(markdown: str, block: str) -> None:
+    """Display a Markdown table in the notebook, tagged ``block``: the docs page that shows the same table is
+    written from this output as committed (``python -m badnets_utils pages``), so its figures are typed once."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown), metadata={BLOCK_KEY: block})

@@ -38,6 +38,9 @@ ALLOWLIST: list[tuple[str, str, str]] = [
     ("*", "2,000 images", "quick mode's test subset (notebook.setup)"),
     ("*", "60,000 images", "MNIST's training set (printed by 01)"),
     ("*", "10,000 test images", "MNIST's test set (printed by 01)"),
+    ("05", "0.5", "an example value of alpha (half and half), not a result"),
+    ("docs/colab.md", "3.12", "a Python version, not a figure"),
+    ("docs/reliability.md", "an hour", "a design constant: how old a dead writer's temporary file must be to be removed"),
 ]
 
 _SKIP_BLOCK = re.compile(r"<!-- ([a-z0-9-]+) -->.*?<!-- /\1 -->", re.S)
@@ -52,8 +55,8 @@ _CITE = re.compile(r"§\s?\d|Table \d|Fig\. ?\d|Figure \d")
 NUM = r"(?<![\w.×(,/-])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
 COUNT_NOUNS = (
     r"(?:images?|test images|training images|models?|BadNets|epochs?|poisons?|poisoned(?: images)?|pairs?|"
-    r"trainings?|copies|channels|runs?|digits|test digits|9s|7s|1s|seeds?|rates|filters|points?|s|seconds|min|"
-    r"minutes|px|pixels|inked pixels|gradient steps|steps)"
+    r"trainings?|copies|channels|runs?|digits|test digits|9s|7s|1s|seeds?|rates|filters|points?|"
+    r"px|pixels|inked pixels|gradient steps|steps)"
 )
 PATTERNS = {
     "percent": re.compile(NUM + r"\s?%"),
@@ -128,6 +131,8 @@ def figures(text: str, where: str) -> list[Figure]:
 def durations(flat: str, where: str) -> list[Figure]:
     out = []
     for m in DURATION.finditer(flat):
+        if m.start() and flat[m.start() - 1] in "–-":  # a schedule's "10–20 min", not a measurement
+            continue
         bound = {"under": "under", "within": "under", "less than": "under", "over": "over", "more than": "over",
                  "nearly": "about", "almost": "about"}.get(m.group(1).lower(), "about")  # fmt: skip
         amount = WORDS.get(m.group(2).lower()) or float(m.group(2))
