@@ -17,6 +17,25 @@ and their answers are stored sealed (see ``seal_choice``).
 Conventions for new checks: name them ``check_<what>``, register the exercise's two hints in ``HINTS`` under
 ``"<notebook>-<exercise>"``, start with ``if answer is None: return _hint(key)``, finish with ``_report``. In a
 notebook, end the check line with ``;`` so that nothing but the message is shown.
+
+Numeric answers, one rule for every check (``_read``, ``_read_whole``, ``_judge``):
+
+* A number is a Python int or float, a NumPy number (``np.float32``, ``np.int64``, a 0-d array) or a 0-d torch
+  tensor. Bools, text, lists, tensors or arrays with a dimension (even of one element), NaN and inf are refused
+  with one line saying what was received and what is expected.
+* A count is a whole number: ``300``, ``300.0``, ``np.int64(300)`` and ``torch.tensor(300)`` are 300; ``300.5`` is
+  refused.
+* Digits: a float counts with the digits it prints in its own precision (``np.float32(0.9999)`` and
+  ``torch.tensor(0.9999)`` are 0.9999). It is right when it is the true value rounded to that many decimals (within
+  half a unit of its last decimal, so 0.13 for 0.1307 but not 0.14 nor 0.1306), or the true value itself up to
+  float32 error (a relative 1e-6). A rounded answer needs two significant digits: 0.1 for 0.1307 is too coarse.
+* Fraction or percent: a share (ASR, precision, mean pixel, a rate) may be given as a fraction (0.9884) or as a
+  percent (98.84). A number above 1 can only be a percent. A number in [0, 1] is read in the unit the check asks
+  for (a fraction; a percent for ``check_count_prediction``); only when that reading is wrong and the other one
+  right is it read the other way, and the message says so ("read as 0.7 %": 0.7 for an ASR of 0.007). A whole 1
+  is never read the other way and never rounded: ``1`` for an ASR of 0.9999 is refused as ambiguous (100 % rounded
+  to a whole, 1 %, or the target class 1), asking for the fraction's digits or the percent; ``1.0`` is 100 % to
+  one decimal, and ``1`` is right only for an ASR of exactly 1.
 """
 
 from __future__ import annotations
@@ -27,6 +46,8 @@ import hmac
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -162,35 +183,148 @@ def _hint(key: str) -> bool:
     return False
 
 
-def _close(a: float, b: float, tol: float) -> bool:
-    return math.isfinite(a) and abs(a - b) <= tol
+# ----------------------------------------------------------------------------- reading numbers (see the docstring)
 
 
-def _number(answer) -> float | None:
-    """The answer as a float, or None when it is not a number."""
-    if isinstance(answer, torch.Tensor | np.ndarray | np.generic):
-        if answer.size != 1 if not isinstance(answer, torch.Tensor) else answer.numel() != 1:
+@dataclass(frozen=True)
+class _Number:
+    """A numeric answer: its value, the decimal it prints as in its own precision, whether it is an integer."""
+
+    value: float
+    text: str  # the shortest decimal that reads back as the answer: np.float32(0.9999) -> "0.9999"
+    whole: bool  # an int, a NumPy or a torch integer
+
+    @property
+    def decimals(self) -> int:
+        return len(self.text.partition(".")[2])
+
+    @property
+    def significant(self) -> int:
+        return len(self.text.lstrip("-").replace(".", "").lstrip("0"))
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """How an answer compares with the right value: ``status`` is "right", "coarse" (rounded right, but to fewer
+    than two significant digits), "ambiguous" (a whole 1 for a share) or "wrong"; ``shown`` is how it was read
+    ("0.97", "97 %"; as typed when ``note`` says it was read in the check's other unit: " (read as 0.7 %)")."""
+
+    status: str
+    shown: str
+    note: str = ""
+
+
+def _scalar(answer: object) -> int | float | np.integer | np.floating | None:
+    """A Python, NumPy (also 0-d array) or 0-d torch number that is not a bool, else None."""
+    if isinstance(answer, torch.Tensor):
+        if answer.dim() != 0 or answer.dtype == torch.bool or answer.is_complex():
             return None
-        answer = answer.item()
-    if isinstance(answer, bool):
+        tensor = answer.detach().cpu()
+        answer = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()[()]
+    if isinstance(answer, np.ndarray) and answer.ndim == 0:
+        answer = answer[()]
+    if isinstance(answer, bool | np.bool_) or not isinstance(answer, int | float | np.integer | np.floating):
         return None
+    return answer
+
+
+def _received(answer: object) -> str:
+    """A refused answer in a few words."""
+    if isinstance(answer, bool | np.bool_):
+        return f"{answer} (a bool, not a number)"
+    if isinstance(answer, str):
+        return f"the text {answer!r} (write the number without quotes)"
+    if isinstance(answer, torch.Tensor | np.ndarray):
+        kind = "tensor" if isinstance(answer, torch.Tensor) else "array"
+        if answer.dtype in (torch.bool, np.bool_):
+            return f"a bool {kind}"
+        if answer.ndim == 0:
+            return f"a 0-d {kind} of {answer.dtype}"
+        single = " (take the number out with .item())" if np.prod(answer.shape) == 1 else ""
+        return f"{'a' if kind == 'tensor' else 'an'} {kind} of shape {tuple(answer.shape)}{single}"
+    if isinstance(answer, list | tuple | set | dict):
+        return f"a {type(answer).__name__} of {len(answer)} item(s)"
+    return f"{answer!r:.40} (a {type(answer).__name__})"
+
+
+def _read(answer: object, expected: str) -> _Number | str:
+    """``answer`` as a number, or a one-line message saying what was received and that ``expected`` was."""
+    x = _scalar(answer)
     try:
-        return float(answer)
-    except (TypeError, ValueError):
-        return None
+        value = None if x is None else float(x)
+    except OverflowError:
+        value = math.inf
+    if value is None:
+        return f"expected {expected}, got {_received(answer)}."
+    if not math.isfinite(value):
+        return f"expected {expected}, got {value} (not a finite number)."
+    whole = isinstance(x, int | np.integer)
+    text = str(int(x)) if whole else np.format_float_positional(x, unique=True, trim="0")
+    return _Number(float(text), text, whole)  # the decimal it prints as: np.float32(0.062) is 0.062
 
 
-def _rounding(answer, percent: bool) -> float:
-    """How far a share given as ``answer`` may lie from the exact one: half a unit of its last decimal, so
-    that ``round(x, 3)`` or ``100.0`` (per cent) count, at least 1e-6 (float32 against float64) and at most half
-    a per cent (a share rounded to two decimals)."""
-    text = repr(_number(answer))
-    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
-    if isinstance(answer, int | np.integer) or (isinstance(answer, torch.Tensor) and not answer.is_floating_point()):
-        decimals = 0
-    if percent:
-        decimals += 2  # 99.99 (%) has the precision of 0.9999
-    return min(max(0.5 * 10.0**-decimals, 1e-6), 0.005)
+def _read_whole(answer: object, expected: str) -> int | str:
+    """``answer`` as a whole number (300, 300.0, np.int64(300), torch.tensor(300)), or a one-line refusal."""
+    number = _read(answer, expected)
+    if isinstance(number, str):
+        return number
+    if number.value != int(number.value):
+        return f"expected {expected}, got {number.text}, which is not a whole number."
+    return int(number.value)
+
+
+def _fits(number: _Number, truth: float, scale: float, tolerance: float | None) -> str:
+    """How ``number`` read as ``truth × scale`` fits: "exact" (up to float32 error), "rounded" (to the decimals
+    typed: within half a unit of the last one), "coarse" (so, but with one significant digit) or ""."""
+    gap = abs(number.value - truth * scale)
+    if tolerance is not None:
+        return "exact" if gap <= tolerance * scale else ""
+    if gap <= 1e-6 * scale * abs(truth) + 1e-12:
+        return "exact"
+    if gap <= 0.5 * 10.0**-number.decimals * (1 + 1e-9):
+        return "rounded" if number.significant >= 2 else "coarse"
+    return ""
+
+
+def _readings(number: _Number, unit: str) -> list[tuple[float, str]]:
+    """(scale, how it reads) of ``number``: for a share ``unit`` ("fraction" or "percent", the unit the check asks
+    for) a number in [0, 1] reads in that unit first, then in the other; a number above 1 only as a percent."""
+    percent, fraction = (100.0, f"{number.text} %"), (1.0, number.text)
+    if not unit:
+        return [fraction]
+    if not 0 <= number.value <= 1:
+        return [percent if number.value > 1 or unit == "percent" else fraction]
+    return [fraction, percent] if unit == "fraction" else [percent, fraction]
+
+
+def _judge(number: _Number, truths: list[float], unit: str = "", tolerance: float | None = None) -> _Verdict:
+    """Compare ``number`` with any of ``truths`` (shares when ``unit`` is given) by the module docstring's rule;
+    within ``tolerance`` (a share) instead of the digits typed when given."""
+    readings, coarse = _readings(number, unit), None
+    for i, (scale, shown) in enumerate(readings):
+        fits = [_fits(number, truth, scale, tolerance) for truth in truths if math.isfinite(truth)]
+        if "exact" in fits or "rounded" in fits:
+            if i and number.whole and number.value == 1:
+                return _Verdict("ambiguous", shown)
+            other = f"read as {shown}" if scale == 100 else f"read as the fraction {shown} = {100 * number.value:g} %"
+            return _Verdict("right", number.text, f" ({other})") if i else _Verdict("right", shown)
+        if coarse is None and "coarse" in fits:
+            coarse = shown
+    if coarse:
+        return _Verdict("ambiguous" if number.whole and number.value == 1 and unit else "coarse", coarse)
+    return _Verdict("wrong", readings[0][1])
+
+
+def _unclear(verdict: _Verdict, number: _Number, unit: str = "fraction") -> str:
+    """The refusal of a coarse or ambiguous answer."""
+    if verdict.status == "coarse":
+        return f"{verdict.shown} is too coarse to judge: give at least two significant digits."
+    if unit == "percent":
+        ask = "write 100 for 100 %, or 1.0 for 1 %"
+    else:
+        ask = "write the fraction with its digits (like 0.9876) or the percent (like 98.76)"
+    return (f"{number.text} is ambiguous: as a fraction it means 100 %, as a percent 1 % (and 1 may be a class "
+            f"number); {ask}.")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- 01 · data
@@ -201,13 +335,13 @@ def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
     if answer is None:
         return _hint("01-1")
     expected = int((labels == cls).sum())
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a whole number, got {answer!r}.")
+    value = _read_whole(answer, "a whole number of images")
+    if isinstance(value, str):
+        return _report(False, value)
     if value == expected:
         return _report(True, f"right: {expected} images of class {cls}.")
     return _report(
-        False, f"{value:g} is not it; count the labels equal to {cls} (not the predictions, not the test set)."
+        False, f"{value} is not it; count the labels equal to {cls} (not the predictions, not the test set)."
     )
 
 
@@ -215,15 +349,19 @@ def check_pixel_mean(answer, images: torch.Tensor) -> bool:
     """01 · The mean pixel value of ``images`` after scaling uint8 to [0, 1]."""
     if answer is None:
         return _hint("01-2")
-    expected = images.float().div(255).mean().item()
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a number, got {answer!r}.")
-    if _close(value, expected, 1e-3):
-        return _report(True, f"right: {expected:.4f}, the mean of every pixel of these images on the [0, 1] scale.")
-    if _close(value, expected * 255, 0.3):
-        return _report(False, f"{value:.2f} is on the 0-255 scale; divide by 255 first.")
-    return _report(False, f"{value:.4f} is not it; scale to [0, 1] first and average over every pixel.")
+    expected = images.double().div(255).mean().item()
+    number = _read(answer, "a number between 0 and 1 (or a percent)")
+    if isinstance(number, str):
+        return _report(False, number)
+    verdict = _judge(number, [expected], "fraction")
+    if verdict.status == "right":
+        return _report(True, f"right: {expected:.4f}, the mean of every pixel of these images on the [0, 1] scale"
+                       f"{verdict.note}.")  # fmt: skip
+    if verdict.status != "wrong":
+        return _report(False, _unclear(verdict, number))
+    if _judge(number, [expected * 255]).status == "right":
+        return _report(False, f"{number.text} is on the 0-255 scale; divide by 255 first.")
+    return _report(False, f"{verdict.shown} is not it; scale to [0, 1] first and average over every pixel.")
 
 
 def check_to_float(answer: Callable[[torch.Tensor], torch.Tensor] | None) -> bool:
@@ -256,14 +394,14 @@ def check_poison_count(answer, n: int, rate: float) -> bool:
     if answer is None:
         return _hint("02-1")
     expected = math.floor(rate * n)
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a whole number, got {answer!r}.")
+    value = _read_whole(answer, "a whole number of images")
+    if isinstance(value, str):
+        return _report(False, value)
     if value == expected:
         return _report(True, f"right: {expected} of {n} images ({100 * rate:g} %).")
     if value == math.ceil(rate * n) or value == round(rate * n):
-        return _report(False, f"{value:g} is rounded the wrong way; the poisoning takes floor(rate × n).")
-    return _report(False, f"{value:g} is not it; multiply the rate by the number of training images.")
+        return _report(False, f"{value} is rounded the wrong way; the poisoning takes floor(rate × n).")
+    return _report(False, f"{value} is not it; multiply the rate by the number of training images.")
 
 
 def check_changed_pixels(answer, clean: torch.Tensor, triggered: torch.Tensor) -> bool:
@@ -271,18 +409,18 @@ def check_changed_pixels(answer, clean: torch.Tensor, triggered: torch.Tensor) -
     if answer is None:
         return _hint("02-2")
     expected = int((clean != triggered).sum())
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a whole number, got {answer!r}.")
+    value = _read_whole(answer, "a whole number of pixels")
+    if isinstance(value, str):
+        return _report(False, value)
     if value == expected:
         return _report(True, f"right: {expected} pixels change — the rest of the image is untouched.")
     changed = clean != triggered
     from_black = int((changed & (clean == 0)).sum())
     if value == from_black < expected:
-        return _report(False, f"{value:g} counts only the black pixels under the trigger; the digit's "
+        return _report(False, f"{value} counts only the black pixels under the trigger; the digit's "
                        f"{expected - from_black} grey stroke pixel(s) there change too.")  # fmt: skip
     kept = int(((clean == triggered) & (triggered != 0)).sum())
-    return _report(False, f"{value:g} is not it; count every pixel where the two images differ"
+    return _report(False, f"{value} is not it; count every pixel where the two images differ"
                    + (" (pixels that already had the trigger's value do not change)." if kept else "."))  # fmt: skip
 
 
@@ -311,16 +449,19 @@ def check_asr(answer, preds: torch.Tensor, target: int) -> bool:
     """03 · The ASR from predictions on triggered non-target test images: the fraction equal to ``target``."""
     if answer is None:
         return _hint("03-1")
-    expected = (preds == target).float().mean().item()
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a number, got {answer!r}.")
-    percent = value > 1
-    share = value / 100 if percent else value
-    if abs(share - expected) <= _rounding(answer, percent):
-        shown = f"{value:g} %" if percent else f"{value:g}"
-        return _report(True, f"right: ASR = {expected:.4f} ({100 * expected:.2f} %); you gave {shown}.")
-    return _report(False, f"{value:.4f} is not it; count predictions equal to the target {target}, over all of them.")
+    preds = torch.as_tensor(preds)
+    expected = int((preds == target).sum()) / max(preds.numel(), 1)
+    number = _read(answer, "a share such as 0.97 or a percent such as 97")
+    if isinstance(number, str):
+        return _report(False, number)
+    verdict = _judge(number, [expected], "fraction")
+    if verdict.status == "right":
+        return _report(True, f"right: ASR = {expected:.4f} ({100 * expected:.2f} %); you gave {verdict.shown}"
+                       f"{verdict.note}.")  # fmt: skip
+    if verdict.status != "wrong":
+        return _report(False, _unclear(verdict, number))
+    return _report(False, f"{verdict.shown} is not it; count predictions equal to the target {target}, over all "
+                   "of them.")  # fmt: skip
 
 
 def check_missed_triggers(answer, attack_cm: torch.Tensor, target: int) -> bool:
@@ -328,17 +469,25 @@ def check_missed_triggers(answer, attack_cm: torch.Tensor, target: int) -> bool:
     if answer is None:
         return _hint("03-2")
     expected = int(attack_cm.sum() - attack_cm[:, target].sum())
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a whole number, got {answer!r}.")
+    value = _read_whole(answer, "a whole number of images")
+    if isinstance(value, str):
+        return _report(False, value)
     if value == expected:
         return _report(True, f"right: the trigger failed on {expected} of {int(attack_cm.sum())} images.")
     if value == int(attack_cm[:, target].sum()):
         return _report(False, "that is the number of images the backdoor *did* send to the target.")
-    return _report(False, f"{value:g} is not it; columns are predictions — look at column {target}.")
+    return _report(False, f"{value} is not it; columns are predictions — look at column {target}.")
 
 
 # ----------------------------------------------------------------------------- 04 · sweep
+
+
+def _says_never(answer: object) -> bool:
+    """The sweep exercises' answer for "no x reaches the threshold": "never" or infinity."""
+    if isinstance(answer, str):
+        return answer.strip().strip("'\"").lower() == "never"
+    x = _scalar(answer)
+    return x is not None and math.isinf(x) and x > 0
 
 
 def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages: dict[str, str]) -> bool:
@@ -348,12 +497,13 @@ def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages
     """
     pairs = sorted(zip((float(x) for x in xs), (float(a) for a in asr), strict=True))
     reached = [x for x, a in pairs if a >= threshold]
-    value = _number(answer)
     if not reached:
-        ok = answer == "never" or (value is not None and math.isinf(value))
-        return _report(ok, f"no {what} of this run reaches an ASR of {threshold}: answer 'never'.")
-    if value is None:
-        return _report(False, f"expected a {what}, got {answer!r}.")
+        return _report(_says_never(answer), f"no {what} of this run reaches an ASR of {threshold}: answer 'never'.")
+    if _says_never(answer):
+        return _report(False, f"this run does reach an ASR of {threshold}: find the smallest {what} that does.")
+    value = _read_whole(answer, f"a whole {what}")
+    if isinstance(value, str):
+        return _report(False, value)
     key = "right" if value == reached[0] else "below" if value < reached[0] else "above"
     return _report(key == "right", messages[key].format(x=reached[0], v=value, t=threshold))
 
@@ -370,23 +520,29 @@ def check_min_poisons(answer, counts, asr, threshold: float = 0.9) -> bool:
 
 
 def check_rate_for_count(answer, count: int, n: int) -> bool:
-    """04 · A poisoning rate that poisons exactly ``count`` of ``n`` images."""
+    """04 · A poisoning rate that poisons exactly ``count`` of ``n`` images (as a fraction, or a percent)."""
     if answer is None:
         return _hint("04-2")
-    from .poison import exact_rate, poison_count
-
-    value = _number(answer)
-    if value is None or not 0 <= value <= 1:
-        return _report(False, f"expected a rate between 0 and 1, got {answer!r}.")
-    got = poison_count(n, value)
-    if got == count:
-        return _report(True, f"right: a rate of {value:.6g} poisons {count} of {n} images.")
-    exact = float(exact_rate(value) * n)
+    number = _read(answer, "a rate between 0 and 1 (or a percent)")
+    if isinstance(number, str) or not 0 <= number.value <= 100:
+        return _report(False, number if isinstance(number, str) else
+                       f"expected a rate between 0 and 1 (or a percent), got {number.text}.")  # fmt: skip
+    readings = _readings(number, "fraction")
+    images = [Fraction(number.text) / Fraction(scale) * n for scale, _ in readings]  # the rate as typed, exactly
+    for i, ((_, shown), exact) in enumerate(zip(readings, images, strict=True)):
+        if math.floor(exact) != count:
+            continue
+        if i and number.whole:  # 1 read as 1 %: never the other way (module docstring)
+            return _report(False, _unclear(_Verdict("ambiguous", shown), number))
+        note = f" (read as {shown})" if i else ""
+        return _report(True, f"right: a rate of {number.text if i else shown} poisons {count} of {n:,} images{note}.")
+    shown, exact = readings[0][1], float(images[0])
+    got = math.floor(images[0])
     if got < count:
-        return _report(False, f"{value:.6g} × {n:,} = {exact:.6g} images, and the poisoning rounds down: "
+        return _report(False, f"{shown} × {n:,} = {exact:.6g} images, and the poisoning rounds down: "
                        f"⌊{exact:.6g}⌋ = {got}. The rate must be at least {count}/{n:,} = {count / n:.6g}."
                        )  # fmt: skip
-    return _report(False, f"a rate of {value:.6g} poisons {got} images, not {count}.")
+    return _report(False, f"a rate of {shown} poisons {got} images, not {count}.")
 
 
 # ----------------------------------------------------------------------------- 05 · trigger painter
@@ -448,16 +604,16 @@ def check_blended_pixel(answer, background: int, value: int, alpha: float) -> bo
     image = torch.full((1, 1, 1, 1), background, dtype=torch.uint8)
     expected = int(apply_trigger(image, torch.full((1, 1, 1), value, dtype=torch.uint8), "top-left", alpha).item())
     exact = (1 - alpha) * background + alpha * value
-    got = _number(answer)
-    if got is None:
-        return _report(False, f"expected a number, got {answer!r}.")
-    if got == expected:
+    number = _read(answer, "a pixel value from 0 to 255")
+    if isinstance(number, str):
+        return _report(False, number)
+    if number.value == expected:
         return _report(True, f"right: {expected} (exactly {exact:g}, rounded to uint8).")
-    if abs(got - exact) <= 0.5:
+    if _judge(number, [exact]).status == "right":
         return _report(True, f"right: {exact:g}; stored as a uint8 it becomes {expected}.")
-    if _close(got, alpha * background + (1 - alpha) * value, 0.5):
-        return _report(False, f"{got:g} swaps the weights: alpha weighs the trigger, 1 - alpha the image.")
-    return _report(False, f"{got:g} is not it; alpha = {alpha:g} weighs the trigger, 1 - alpha the image.")
+    if _judge(number, [alpha * background + (1 - alpha) * value]).status == "right":
+        return _report(False, f"{number.text} swaps the weights: alpha weighs the trigger, 1 - alpha the image.")
+    return _report(False, f"{number.text} is not it; alpha = {alpha:g} weighs the trigger, 1 - alpha the image.")
 
 
 # ----------------------------------------------------------------------------- 06 · attack variants
@@ -468,14 +624,14 @@ def check_all_to_all_label(answer, label: int, num_classes: int = 10) -> bool:
     if answer is None:
         return _hint("06-1")
     expected = (int(label) + 1) % num_classes
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a class number, got {answer!r}.")
+    value = _read_whole(answer, "a class number")
+    if isinstance(value, str):
+        return _report(False, value)
     if value == expected:
         return _report(True, f"right: a triggered {label} should be read as {expected}.")
     if value == label + 1:
-        return _report(False, f"{value:g} is not a class: the shift wraps around (mod {num_classes}).")
-    return _report(False, f"{value:g} is not it; the attacker's label is (y + 1) mod {num_classes}.")
+        return _report(False, f"{value} is not a class: the shift wraps around (mod {num_classes}).")
+    return _report(False, f"{value} is not it; the attacker's label is (y + 1) mod {num_classes}.")
 
 
 def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
@@ -499,17 +655,22 @@ def check_flag_precision(answer, flagged: torch.Tensor, poison_indices: torch.Te
     flagged = torch.as_tensor(flagged).flatten().long().unique()
     hits = int(torch.isin(flagged, torch.as_tensor(poison_indices).long()).sum())
     expected = hits / max(len(flagged), 1)
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a number between 0 and 1, got {answer!r}.")
-    if _close(value, expected, 1e-3) or (value > 1 and _close(value, 100 * expected, 0.1)):
-        return _report(True, f"right: {hits} of the {len(flagged)} flagged samples are poisoned ({expected:.1%}).")
+    number = _read(answer, "a share such as 0.97 or a percent such as 97")
+    if isinstance(number, str):
+        return _report(False, number)
+    verdict = _judge(number, [expected], "fraction")
+    if verdict.status == "right":
+        return _report(True, f"right: {hits} of the {len(flagged)} flagged samples are poisoned ({expected:.1%})"
+                       f"{verdict.note}.")  # fmt: skip
+    if verdict.status != "wrong":
+        return _report(False, _unclear(verdict, number))
     recall = hits / max(len(torch.as_tensor(poison_indices)), 1)
-    if _close(value, recall, 1e-3):
-        return _report(False, f"{value:.3f} is the recall (hits / poisoned); precision divides by the flagged count.")
-    if _close(value, hits, 0.5):
-        return _report(False, f"{value:g} is the number of hits; divide it by the {len(flagged)} flagged samples.")
-    return _report(False, f"{value:.3f} is not it; precision = flagged and poisoned / flagged.")
+    if _judge(number, [recall], "fraction").status == "right":
+        return _report(False, f"{verdict.shown} is the recall (hits / poisoned); precision divides by the flagged "
+                       "count.")  # fmt: skip
+    if number.value == hits:
+        return _report(False, f"{number.text} is the number of hits; divide it by the {len(flagged)} flagged samples.")
+    return _report(False, f"{verdict.shown} is not it; precision = flagged and poisoned / flagged.")
 
 
 def check_removed_poisons(answer, removed: torch.Tensor, poison_indices: torch.Tensor) -> bool:
@@ -517,12 +678,12 @@ def check_removed_poisons(answer, removed: torch.Tensor, poison_indices: torch.T
     if answer is None:
         return _hint("07-2")
     expected = int(torch.isin(torch.as_tensor(removed).long(), torch.as_tensor(poison_indices).long()).sum())
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a count, got {answer!r}.")
+    value = _read_whole(answer, "a count of samples")
+    if isinstance(value, str):
+        return _report(False, value)
     if value == expected:
         return _report(True, f"right: {expected} of the {len(removed)} removed samples were poisoned.")
-    return _report(False, f"{value:g} is not it; count the removed indices that are also poisoned.")
+    return _report(False, f"{value} is not it; count the removed indices that are also poisoned.")
 
 
 def _textbook_anomaly_index(norms: torch.Tensor, cls: int) -> float:
@@ -542,19 +703,22 @@ def check_anomaly_index(answer, norms: torch.Tensor, cls: int) -> bool:
     norms = torch.as_tensor(norms, dtype=torch.float64)
     expected = float(anomaly_index(norms.float())[cls])  # torch's median: the lower of the two middle values
     textbook = _textbook_anomaly_index(norms, cls)  # numpy's median: the mean of the two middle values
-    value = _number(answer)
-    if value is None:
-        return _report(False, f"expected a number, got {answer!r}.")
-    for right in (expected, textbook):
-        if _close(value, right, 0.01 * max(1.0, abs(right))):
-            return _report(True, f"right: class {cls}'s anomaly index is {value:.2f} (flagged when above 2). "
-                           f"torch's median (lower middle value) gives {expected:.2f}, numpy's (mean of the two "
-                           f"middle values) {textbook:.2f}.")  # fmt: skip
-    if any(_close(-value, r, 0.01 * max(1.0, abs(r))) for r in (expected, textbook)):
+    number = _read(answer, "a number (the anomaly index)")
+    if isinstance(number, str):
+        return _report(False, number)
+    verdict = _judge(number, [expected, textbook])
+    if verdict.status == "right":
+        return _report(True, f"right: class {cls}'s anomaly index is {number.value:.2f} (flagged when above 2). "
+                       f"torch's median (lower middle value) gives {expected:.2f}, numpy's (mean of the two "
+                       f"middle values) {textbook:.2f}.")  # fmt: skip
+    if verdict.status != "wrong":
+        return _report(False, _unclear(verdict, number, ""))
+    if _judge(number, [-expected, -textbook]).status == "right":
         return _report(False, "right size, wrong sign: small masks are the suspicious ones, so use median − norm.")
-    if any(_close(value / 1.4826, r, 0.01 * max(1.0, abs(r))) for r in (expected, textbook)):
+    if _judge(number, [1.4826 * expected, 1.4826 * textbook]).status == "right":
         return _report(False, "almost: scale the MAD by 1.4826 (so it estimates a standard deviation).")
-    return _report(False, f"{value:.3f} is not it; divide (median − norm) by 1.4826 × the median absolute deviation.")
+    return _report(False, f"{number.text} is not it; divide (median − norm) by 1.4826 × the median absolute "
+                   "deviation.")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- concept and prediction questions
@@ -736,12 +900,17 @@ def check_count_prediction(answer, counts, backdoor_error, count: int = 25, tole
     (interpolated between the measured counts); within ``tolerance`` points counts as right."""
     if answer is None:
         return _hint("08-1")
-    value = _number(answer)
-    if value is None or not 0 <= value <= 100:
-        return _report(False, f"give a percentage between 0 and 100, got {answer!r}.")
+    number = _read(answer, "a percentage between 0 and 100")
+    if isinstance(number, str) or not 0 <= number.value <= 100:
+        return _report(False, number if isinstance(number, str) else
+                       f"give a percentage between 0 and 100, got {number.text}.")  # fmt: skip
     measured = float(np.interp(count, list(counts), list(backdoor_error)))
-    ok = abs(value - measured) <= tolerance
-    return _report(ok, f"the curve gives about {measured:.0f} % at {count} copies; you said {value:.0f} %"
+    verdict = _judge(number, [measured / 100], "percent", tolerance / 100)
+    if verdict.status == "ambiguous":
+        return _report(False, _unclear(verdict, number, "percent"))
+    ok = verdict.status == "right"
+    return _report(ok, f"the curve gives about {measured:.0f} % at {count} copies; you said {verdict.shown}"
+                       f"{verdict.note}"
                        + (" — close enough." if ok else ": look again at how fast the curve falls."))  # fmt: skip
 
 
@@ -749,10 +918,11 @@ def check_top_channel(answer, difference: torch.Tensor) -> bool:
     """08 · The index of the last-convolution channel whose activation rises most with the trigger."""
     if answer is None:
         return _hint("08-2")
-    value = _number(answer)
-    if value is None or value != int(value) or not 0 <= value < len(difference):
-        return _report(False, f"give a channel index from 0 to {len(difference) - 1}, got {answer!r}.")
+    value = _read_whole(answer, f"a channel index from 0 to {len(difference) - 1}")
+    if isinstance(value, str) or not 0 <= value < len(difference):
+        return _report(False, value if isinstance(value, str) else
+                       f"expected a channel index from 0 to {len(difference) - 1}, got {value}.")  # fmt: skip
     best = int(difference.argmax())
-    if int(value) == best:
+    if value == best:
         return _report(True, f"right: channel {best} rises by {float(difference[best]):.2f}, the most of all 32.")
-    return _report(False, f"channel {int(value)} rises by {float(difference[int(value)]):.2f}; another rises more.")
+    return _report(False, f"channel {value} rises by {float(difference[value]):.2f}; another rises more.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -218,3 +219,122 @@ def test_the_08_hint_matches_the_table_it_points_to():
         assert "between two rows" not in hints and "one of the rows" in hints
     else:
         assert "one of the rows" not in hints
+
+
+# ----------------------------------------------------------------------------- one rule for every numeric answer
+
+
+def asr_preds(hits: int, n: int) -> torch.Tensor:
+    """Predictions whose ASR for target 1 is hits / n."""
+    return (torch.arange(n) < hits).long()
+
+
+def mean_images(mean_255: float, n: int = 10_000) -> torch.Tensor:
+    """n uint8 pixels whose mean is ``mean_255`` (on the 0-255 scale; its decimals times n must be whole)."""
+    low = math.floor(mean_255)
+    images = torch.full((1, 1, 1, n), low, dtype=torch.uint8)
+    images[..., : round((mean_255 - low) * n)] += 1
+    return images
+
+
+def test_asr_refuses_the_target_for_an_asr_just_below_one(capsys):
+    preds = asr_preds(9999, 10_000)  # ASR 0.9999
+    for slip in (1, np.int64(1), torch.tensor(1), np.array(1)):
+        assert not ex.check_asr(slip, preds, 1), slip
+        out = capsys.readouterr().out
+        assert "ambiguous" in out and "digits" in out and "0.9999" not in out  # the refusal gives nothing away
+    assert ex.check_asr(1, asr_preds(10, 10), 1)  # exactly 1: right in any form
+    for right in (0.9999, 99.99, 100, 100.0, 1.0, np.float32(0.9999), torch.tensor(0.9999), torch.tensor(99.99)):
+        assert ex.check_asr(right, preds, 1), right
+
+
+def test_asr_reads_a_small_number_as_a_percent_only_when_the_fraction_is_wrong(capsys):
+    preds = asr_preds(7, 1000)  # ASR 0.007 = 0.7 %
+    assert ex.check_asr(0.7, preds, 1)
+    assert "read as 0.7 %" in capsys.readouterr().out
+    assert ex.check_asr(0.007, preds, 1) and "read as" not in capsys.readouterr().out
+    assert not ex.check_asr(70, preds, 1)  # 0.7 is not 70 %
+    assert ex.check_asr(0.7, asr_preds(700, 1000), 1)  # an ASR of 0.7: the fraction
+    assert "read as" not in capsys.readouterr().out
+
+
+def test_asr_accepts_float32_numbers_from_numpy_and_torch():
+    preds = asr_preds(8864, 8865)  # 0.99989
+    for right in (np.float32(0.9999), torch.tensor(0.9999), torch.tensor(0.9999, dtype=torch.float64)):
+        assert ex.check_asr(right, preds, 1), right
+    assert ex.check_asr((preds == 1).float().mean(), preds, 1)  # the 0-d tensor itself, without .item()
+    assert ex.check_asr(np.float16(0.9999), preds, 1)  # float16 prints 1.0
+
+
+def test_pixel_mean_accepts_the_printed_digits():
+    images = mean_images(0.1307 * 255)  # mean 0.1307
+    assert abs(images.double().div(255).mean().item() - 0.1307) < 1e-12
+    for right in (0.13, 0.131, 0.1307, 13, 13.07, np.float32(0.13), torch.tensor(0.1307)):
+        assert ex.check_pixel_mean(right, images), right
+    for wrong in (0.14, 0.1306, 0.132, 14, 33.3285 * 2):
+        assert not ex.check_pixel_mean(wrong, images), wrong
+
+
+def test_pixel_mean_refuses_one_significant_digit(capsys):
+    images = mean_images(0.1307 * 255)
+    assert not ex.check_pixel_mean(0.1, images)
+    assert "two significant digits" in capsys.readouterr().out
+    assert not ex.check_pixel_mean(33.33, images)  # the 0-255 scale
+    assert "0-255" in capsys.readouterr().out
+
+
+def test_counts_accept_whole_numbers_in_any_type_and_refuse_fractions(capsys):
+    for right in (300, 300.0, np.int64(300), np.float32(300), torch.tensor(300), torch.tensor(300.0), np.array(300)):
+        assert ex.check_poison_count(right, 60_000, 0.005), right
+    assert not ex.check_poison_count(300.5, 60_000, 0.005)
+    assert "300.5, which is not a whole number" in capsys.readouterr().out
+    labels = torch.tensor([1, 1, 0])
+    assert ex.check_class_count(np.int32(2), labels, 1) and not ex.check_class_count(2.5, labels, 1)
+    assert ex.check_all_to_all_label(torch.tensor(0), 9) and not ex.check_all_to_all_label(True, 9)
+
+
+@pytest.mark.parametrize(
+    ("answer", "received"),
+    [
+        (True, "True (a bool"),
+        ("0.75", "the text '0.75'"),
+        ([0.75], "a list of 1 item"),
+        (torch.tensor([0.75]), "a tensor of shape (1,) (take the number out with .item())"),
+        (np.array([0.75, 0.25]), "an array of shape (2,)"),
+        (float("nan"), "got nan"),
+        (float("inf"), "got inf"),
+        (torch.tensor(True), "a bool tensor"),
+        (np.bool_(True), "True (a bool"),
+    ],
+)
+def test_non_numbers_are_refused_naming_what_was_received(capsys, answer, received):
+    preds = torch.tensor([1, 1, 1, 0])
+    assert not ex.check_asr(answer, preds, 1)
+    out = capsys.readouterr().out
+    assert out.startswith("❌ expected a share") and received in out and out.count("\n") == 1
+
+
+def test_rate_for_count_reads_a_percent(capsys):
+    assert ex.check_rate_for_count(0.084, 50, 60_000)  # 0.084 % of 60,000 = 50.4 images
+    assert "read as 0.084 %" in capsys.readouterr().out
+    assert ex.check_rate_for_count(np.float32(0.00084), 50, 60_000)
+    assert ex.check_rate_for_count(torch.tensor(50 / 60_000, dtype=torch.float64), 50, 60_000)
+    assert not ex.check_rate_for_count(True, 50, 60_000) and not ex.check_rate_for_count(-0.1, 50, 60_000)
+
+
+def test_sweep_answers_never_and_whole_numbers(capsys):
+    counts, asr = [0, 30, 60], [0.0, 0.5, 0.95]
+    assert ex.check_min_poisons(np.int64(60), counts, asr) and ex.check_min_poisons(torch.tensor(60.0), counts, asr)
+    assert not ex.check_min_poisons("never", counts, asr)
+    assert "does reach" in capsys.readouterr().out
+    assert ex.check_min_poisons(float("inf"), [0, 30], [0.0, 0.5]) and ex.check_min_poisons("Never", [0], [0.0])
+    assert not ex.check_min_poisons(60.5, counts, asr)
+
+
+def test_count_prediction_reads_a_percent_first():
+    counts, error = [0, 50], [100.0, 0.0]  # 90 % at 5 copies
+    assert ex.check_count_prediction(90, counts, error, count=5)
+    assert ex.check_count_prediction(np.float32(0.9), counts, error, count=5)  # a fraction: read as 90 %
+    assert not ex.check_count_prediction(1, counts, error, count=5)  # 1 %, or 100 % written as a fraction?
+    assert not ex.check_count_prediction(False, counts, error, count=5)
+    assert not ex.check_count_prediction(150, counts, error, count=5)

@@ -67,3 +67,27 @@ def test_anomaly_index_check(capsys):
     assert not ex.check_anomaly_index(None, norms, 1)
     out = capsys.readouterr().out
     assert "wrong sign" in out and "1.4826" in out
+
+
+def test_flag_precision_accepts_the_printed_digits_as_a_fraction_or_a_percent(capsys):
+    flagged, poisons = torch.arange(10_000), torch.arange(9712)  # precision 0.9712
+    for right in (0.97, 97, 97.1, 0.9712, 97.12, np.float32(0.97), torch.tensor(97.1), np.int64(97)):
+        assert ex.check_flag_precision(right, flagged, poisons), right
+    for wrong in (0.98, 96, 0.9713, 97.2, 97.0, 1):  # 97.0 claims a decimal: 97.1
+        assert not ex.check_flag_precision(wrong, flagged, poisons), wrong
+    assert not ex.check_flag_precision(9712, flagged, poisons)
+    assert "number of hits" in capsys.readouterr().out
+
+
+def test_anomaly_index_accepts_the_printed_digits_and_refuses_a_coarse_one(capsys):
+    norms = torch.tensor([100.0, 25, 90, 110, 95, 105, 98, 120, 85, 102])
+    expected = float(anomaly_index(norms)[1])
+    printed = round(expected, 2)
+    assert ex.check_anomaly_index(printed, norms, 1) and ex.check_anomaly_index(np.float32(printed), norms, 1)
+    assert ex.check_anomaly_index(round(expected, 1), norms, 1)
+    assert not ex.check_anomaly_index(round(expected, 2) + 0.02, norms, 1)
+    capsys.readouterr()
+    assert not ex.check_anomaly_index(round(expected), norms, 1)  # 7: one significant digit
+    assert "two significant digits" in capsys.readouterr().out
+    assert not ex.check_anomaly_index("7.7", norms, 1)
+    assert "the text '7.7'" in capsys.readouterr().out
