@@ -150,7 +150,7 @@ HINTS: dict[str, tuple[str, str]] = {
         "its table): guess from the shape of the curve first, then compare.",
     ),
     "08-2": (
-        "the channel you want is the BadNet's tallest bar in part 4's chart.",
+        "each of the 32 values of `responses['BadNet']['difference']` is one channel's rise: you want the largest.",
         "the bars are `responses['BadNet']['difference']`, a tensor of 32 values; `.argmax()` finds the largest.",
     ),
 }
@@ -177,10 +177,38 @@ def hint(key: str, level: int = 1) -> None:
         print(f"💡 Hint {i + 1}: {HINTS[key][i]}")
 
 
-def _hint(key: str) -> bool:
-    """An exercise not answered yet: print its first hint (and how to get the second), return False."""
-    print(f"✏️  Not answered yet (answer is None). Hint: {HINTS[key][0]}" + MORE.format(key=key))
+ANSWER_KEY = "badnets_sealed_answer"  # an unanswered check's output metadata: its right answer, sealed
+
+
+def _hint(key: str, *answers: float) -> bool:
+    """An exercise not answered yet: show its first hint (and how to get the second), return False.
+
+    In a notebook the hint's output also carries the right ``answers``, sealed (``unseal_answer``), so that a test
+    can check that no output above the exercise shows them: the student predicts, then sees."""
+    line = f"✏️  Not answered yet (answer is None). Hint: {HINTS[key][0]}" + MORE.format(key=key)
+    shell = _ipython()
+    if shell is None or not answers:
+        print(line)
+        return False
+    from IPython.display import display
+
+    sealed = base64.b64encode(_xor(repr([float(a) for a in answers]).encode(), key, "answer")).decode()
+    display({"text/plain": line}, raw=True, metadata={ANSWER_KEY: {"key": key, "sealed": sealed}})
     return False
+
+
+def _ipython():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and type(shell).__name__ != "TerminalInteractiveShell" else None
+
+
+def unseal_answer(key: str, sealed: str) -> list[float]:
+    """The right answers an unanswered check sealed into its output (for the tests)."""
+    return [float(v) for v in _xor(base64.b64decode(sealed), key, "answer").decode().strip("[]").split(",")]
 
 
 # ----------------------------------------------------------------------------- reading numbers (see the docstring)
@@ -332,9 +360,9 @@ def _unclear(verdict: _Verdict, number: _Number, unit: str = "fraction") -> str:
 
 def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
     """01 · How many images of class ``cls`` are in the set with these ``labels``?"""
-    if answer is None:
-        return _hint("01-1")
     expected = int((labels == cls).sum())
+    if answer is None:
+        return _hint("01-1", expected)
     value = _read_whole(answer, "a whole number of images")
     if isinstance(value, str):
         return _report(False, value)
@@ -347,9 +375,9 @@ def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
 
 def check_pixel_mean(answer, images: torch.Tensor) -> bool:
     """01 · The mean pixel value of ``images`` after scaling uint8 to [0, 1]."""
-    if answer is None:
-        return _hint("01-2")
     expected = images.double().div(255).mean().item()
+    if answer is None:
+        return _hint("01-2", expected)
     number = _read(answer, "a number between 0 and 1 (or a percent)")
     if isinstance(number, str):
         return _report(False, number)
@@ -391,9 +419,9 @@ def check_to_float(answer: Callable[[torch.Tensor], torch.Tensor] | None) -> boo
 
 def check_poison_count(answer, n: int, rate: float) -> bool:
     """02 · How many of ``n`` training images does a poisoning ``rate`` poison? (floor(rate × n))"""
-    if answer is None:
-        return _hint("02-1")
     expected = math.floor(rate * n)
+    if answer is None:
+        return _hint("02-1", expected)
     value = _read_whole(answer, "a whole number of images")
     if isinstance(value, str):
         return _report(False, value)
@@ -406,9 +434,9 @@ def check_poison_count(answer, n: int, rate: float) -> bool:
 
 def check_changed_pixels(answer, clean: torch.Tensor, triggered: torch.Tensor) -> bool:
     """02 · How many pixels differ between one clean image and its triggered copy?"""
-    if answer is None:
-        return _hint("02-2")
     expected = int((clean != triggered).sum())
+    if answer is None:
+        return _hint("02-2", expected)
     value = _read_whole(answer, "a whole number of pixels")
     if isinstance(value, str):
         return _report(False, value)
@@ -447,10 +475,10 @@ def check_top_left_stamp(answer, images: torch.Tensor, trigger: torch.Tensor) ->
 
 def check_asr(answer, preds: torch.Tensor, target: int) -> bool:
     """03 · The ASR from predictions on triggered non-target test images: the fraction equal to ``target``."""
-    if answer is None:
-        return _hint("03-1")
     preds = torch.as_tensor(preds)
     expected = int((preds == target).sum()) / max(preds.numel(), 1)
+    if answer is None:
+        return _hint("03-1", expected)
     number = _read(answer, "a share such as 0.97 or a percent such as 97")
     if isinstance(number, str):
         return _report(False, number)
@@ -466,9 +494,9 @@ def check_asr(answer, preds: torch.Tensor, target: int) -> bool:
 
 def check_missed_triggers(answer, attack_cm: torch.Tensor, target: int) -> bool:
     """03 · How many triggered test images were *not* classified as the target (the backdoor's misses)?"""
-    if answer is None:
-        return _hint("03-2")
     expected = int(attack_cm.sum() - attack_cm[:, target].sum())
+    if answer is None:
+        return _hint("03-2", expected)
     value = _read_whole(answer, "a whole number of images")
     if isinstance(value, str):
         return _report(False, value)
@@ -597,12 +625,12 @@ def check_plus_trigger(answer, size: int = 5) -> bool:
 
 def check_blended_pixel(answer, background: int, value: int, alpha: float) -> bool:
     """05 · The pixel an image ``background`` becomes under a trigger pixel ``value`` blended with ``alpha``."""
-    if answer is None:
-        return _hint("05-3")
     from .triggers import apply_trigger
 
     image = torch.full((1, 1, 1, 1), background, dtype=torch.uint8)
     expected = int(apply_trigger(image, torch.full((1, 1, 1), value, dtype=torch.uint8), "top-left", alpha).item())
+    if answer is None:
+        return _hint("05-3", expected)
     exact = (1 - alpha) * background + alpha * value
     number = _read(answer, "a pixel value from 0 to 255")
     if isinstance(number, str):
@@ -621,9 +649,9 @@ def check_blended_pixel(answer, background: int, value: int, alpha: float) -> bo
 
 def check_all_to_all_label(answer, label: int, num_classes: int = 10) -> bool:
     """06 · The label an all-to-all attacker wants for a triggered image of class ``label``."""
-    if answer is None:
-        return _hint("06-1")
     expected = (int(label) + 1) % num_classes
+    if answer is None:
+        return _hint("06-1", expected)
     value = _read_whole(answer, "a class number")
     if isinstance(value, str):
         return _report(False, value)
@@ -650,11 +678,11 @@ def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
 
 def check_flag_precision(answer, flagged: torch.Tensor, poison_indices: torch.Tensor) -> bool:
     """07 · The precision of a defence's ``flagged`` indices: the share of them that are really poisoned."""
-    if answer is None:
-        return _hint("07-1")
     flagged = torch.as_tensor(flagged).flatten().long().unique()
     hits = int(torch.isin(flagged, torch.as_tensor(poison_indices).long()).sum())
     expected = hits / max(len(flagged), 1)
+    if answer is None:
+        return _hint("07-1", expected)
     number = _read(answer, "a share such as 0.97 or a percent such as 97")
     if isinstance(number, str):
         return _report(False, number)
@@ -675,9 +703,9 @@ def check_flag_precision(answer, flagged: torch.Tensor, poison_indices: torch.Te
 
 def check_removed_poisons(answer, removed: torch.Tensor, poison_indices: torch.Tensor) -> bool:
     """07 · How many of the samples the spectral filter ``removed`` are poisoned."""
-    if answer is None:
-        return _hint("07-2")
     expected = int(torch.isin(torch.as_tensor(removed).long(), torch.as_tensor(poison_indices).long()).sum())
+    if answer is None:
+        return _hint("07-2", expected)
     value = _read_whole(answer, "a count of samples")
     if isinstance(value, str):
         return _report(False, value)
@@ -696,12 +724,12 @@ def _textbook_anomaly_index(norms: torch.Tensor, cls: int) -> float:
 
 def check_anomaly_index(answer, norms: torch.Tensor, cls: int) -> bool:
     """07 · Neural Cleanse's anomaly index of class ``cls``: (median − norm) / (1.4826 × MAD)."""
-    if answer is None:
-        return _hint("07-3")
     from .defenses import anomaly_index
 
     norms = torch.as_tensor(norms, dtype=torch.float64)
     expected = float(anomaly_index(norms.float())[cls])  # torch's median: the lower of the two middle values
+    if answer is None:
+        return _hint("07-3", expected)
     textbook = _textbook_anomaly_index(norms, cls)  # numpy's median: the mean of the two middle values
     number = _read(answer, "a number (the anomaly index)")
     if isinstance(number, str):
@@ -824,16 +852,17 @@ CHOICES: dict[str, tuple[str, dict[str, str]]] = {
         {
             "a": (
                 "KeUiYZ+1m4gd0BbyFk/i0aA45i5MFMD51EM0ySyiZGEAK3U9Xro+luG7l53p6uZSmx2UmCb0F0pu1fMEPajThD0mdLJalYy8"
-                "+FzIwRBwy7/4Ju4X465gnF9Fez+E3E7v2Xke"
+                "+FzIwRBwy7/4Ju4X465gnF9Fez+E3E7v2XkKTWL80HSPW5ECGXcWrpAA4nNCcWxHGRBT8c5+2Aji/Q=="
             ),
             "b": (
-                "KiFITCmdd7cT4qTH5wDfIgRq/Z5XkE/baYvnEGE0diqALPf2A6CCnGizgDzc7+LkAulT6dWTWyS9J6Yr5mjZiXqm9ebHYJGx"
-                "sfKO+Ip6uqCTrvYT9+RYa0rHDKc0A6P/55fO2Ugfibyj3Ph2a5RLtinOSSCt3a+bneVjdlG8wTXFihaA77TDt7VBh76WDxyi"
-                "SPRc"
+                "Nz0NCDieYqVdoLyE5RfCNhMzspJTwlrYecX+X3YlJTuYbbC5HrHQlib+0ynQ8uX/TKgU6ZTREm/pPehi5imGiWi7/KqXfI+n"
+                "u+zCpopnv6CA6+xApfZAZl+EBOY8CrW+6JfD1k4HzbKiyvgsKoNf+T7JGm6r2uaZ2LZpYAO8hDLDghGJprXKufZ4kv+MQFj2"
+                "HLBSUdzPTcyZayQUH7syZXViaiGXi3u+83NpMRPXQMfNb00liniJf4UY15WrBbHOgD8jPqcgAcalPfIx99lOAWYx1bSBHI+H"
+                "ezXd9sqTOHsDNeXvuZfW0T/dMYPmh2sFI0e8mEbAJAeyvRddz816BLQCeMeRJoyTEtoEiMU="
             ),
             "c": (
-                "FD1Cw3kRIJD7/rve5U6QnHW9ioY//MCTpnC93bbbf4HqGUPfmDX6Fvs3X4ZKbYAn00fab9+Ob3ukG792hD4X/k/vRjF8KrBr"
-                "SVf06ETrtulVOxep7fw/"
+                "FD1Cw3kRIJD7/rve5U6QnHW9ioY//MCTpnC9xvfcb42uHkPe3Xe1FroxW54PLpgq1wmXadaKZD61Xqp1gDUMv1K7FDByK6ol"
+                "QBjjpEzrs6wRJhilueJ+E5TlxB9VdNu8ka8xCCG6GP8JGiZBkWF8IgRTo5/PoszSigg="
             ),
         },
     ),
@@ -917,7 +946,7 @@ def check_count_prediction(answer, counts, backdoor_error, count: int = 25, tole
 def check_top_channel(answer, difference: torch.Tensor) -> bool:
     """08 · The index of the last-convolution channel whose activation rises most with the trigger."""
     if answer is None:
-        return _hint("08-2")
+        return _hint("08-2", int(torch.as_tensor(difference).argmax()))
     value = _read_whole(answer, f"a channel index from 0 to {len(difference) - 1}")
     if isinstance(value, str) or not 0 <= value < len(difference):
         return _report(False, value if isinstance(value, str) else
