@@ -358,6 +358,22 @@ def _unclear(verdict: _Verdict, number: _Number, unit: str = "fraction") -> str:
 # ----------------------------------------------------------------------------- 01 · data
 
 
+def _check_share(answer, key: str, expected: float, right: str, wrong: Callable) -> bool:
+    """The path every check of a share takes: the hint (with the sealed answer), reading, judging, reporting.
+    ``right``: the message's start when right; ``wrong(number, shown)``: the message when wrong."""
+    if answer is None:
+        return _hint(key, expected)
+    number = _read(answer, "a share such as 0.97 or a percent such as 97")
+    if isinstance(number, str):
+        return _report(False, number)
+    verdict = _judge(number, [expected], "fraction")
+    if verdict.status == "right":
+        return _report(True, f"{right}; you gave {verdict.shown}{verdict.note}.")
+    if verdict.status != "wrong":
+        return _report(False, _unclear(verdict, number))
+    return _report(False, wrong(number, verdict.shown))
+
+
 def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
     """01 · How many images of class ``cls`` are in the set with these ``labels``?"""
     expected = int((labels == cls).sum())
@@ -376,20 +392,14 @@ def check_class_count(answer, labels: torch.Tensor, cls: int) -> bool:
 def check_pixel_mean(answer, images: torch.Tensor) -> bool:
     """01 · The mean pixel value of ``images`` after scaling uint8 to [0, 1]."""
     expected = images.double().div(255).mean().item()
-    if answer is None:
-        return _hint("01-2", expected)
-    number = _read(answer, "a number between 0 and 1 (or a percent)")
-    if isinstance(number, str):
-        return _report(False, number)
-    verdict = _judge(number, [expected], "fraction")
-    if verdict.status == "right":
-        return _report(True, f"right: {expected:.4f}, the mean of every pixel of these images on the [0, 1] scale"
-                       f"{verdict.note}.")  # fmt: skip
-    if verdict.status != "wrong":
-        return _report(False, _unclear(verdict, number))
-    if _judge(number, [expected * 255]).status == "right":
-        return _report(False, f"{number.text} is on the 0-255 scale; divide by 255 first.")
-    return _report(False, f"{verdict.shown} is not it; scale to [0, 1] first and average over every pixel.")
+
+    def wrong(number, shown):
+        if _judge(number, [expected * 255]).status == "right":
+            return f"{number.text} is on the 0-255 scale; divide by 255 first."
+        return f"{shown} is not it; scale to [0, 1] first and average over every pixel."
+
+    right = f"right: {expected:.4f}, the mean of every pixel of these images on the [0, 1] scale"
+    return _check_share(answer, "01-2", expected, right, wrong)
 
 
 def check_to_float(answer: Callable[[torch.Tensor], torch.Tensor] | None) -> bool:
@@ -477,19 +487,9 @@ def check_asr(answer, preds: torch.Tensor, target: int) -> bool:
     """03 · The ASR from predictions on triggered non-target test images: the fraction equal to ``target``."""
     preds = torch.as_tensor(preds)
     expected = int((preds == target).sum()) / max(preds.numel(), 1)
-    if answer is None:
-        return _hint("03-1", expected)
-    number = _read(answer, "a share such as 0.97 or a percent such as 97")
-    if isinstance(number, str):
-        return _report(False, number)
-    verdict = _judge(number, [expected], "fraction")
-    if verdict.status == "right":
-        return _report(True, f"right: ASR = {expected:.4f} ({100 * expected:.2f} %); you gave {verdict.shown}"
-                       f"{verdict.note}.")  # fmt: skip
-    if verdict.status != "wrong":
-        return _report(False, _unclear(verdict, number))
-    return _report(False, f"{verdict.shown} is not it; count predictions equal to the target {target}, over all "
-                   "of them.")  # fmt: skip
+    return _check_share(answer, "03-1", expected, f"right: ASR = {expected:.4f} ({100 * expected:.2f} %)",
+                        lambda number, shown: f"{shown} is not it; count predictions equal to the target {target}, "
+                        "over all of them.")  # fmt: skip
 
 
 def check_missed_triggers(answer, attack_cm: torch.Tensor, target: int) -> bool:
@@ -681,24 +681,17 @@ def check_flag_precision(answer, flagged: torch.Tensor, poison_indices: torch.Te
     flagged = torch.as_tensor(flagged).flatten().long().unique()
     hits = int(torch.isin(flagged, torch.as_tensor(poison_indices).long()).sum())
     expected = hits / max(len(flagged), 1)
-    if answer is None:
-        return _hint("07-1", expected)
-    number = _read(answer, "a share such as 0.97 or a percent such as 97")
-    if isinstance(number, str):
-        return _report(False, number)
-    verdict = _judge(number, [expected], "fraction")
-    if verdict.status == "right":
-        return _report(True, f"right: {hits} of the {len(flagged)} flagged samples are poisoned ({expected:.1%})"
-                       f"{verdict.note}.")  # fmt: skip
-    if verdict.status != "wrong":
-        return _report(False, _unclear(verdict, number))
-    recall = hits / max(len(torch.as_tensor(poison_indices)), 1)
-    if _judge(number, [recall], "fraction").status == "right":
-        return _report(False, f"{verdict.shown} is the recall (hits / poisoned); precision divides by the flagged "
-                       "count.")  # fmt: skip
-    if number.value == hits:
-        return _report(False, f"{number.text} is the number of hits; divide it by the {len(flagged)} flagged samples.")
-    return _report(False, f"{verdict.shown} is not it; precision = flagged and poisoned / flagged.")
+
+    def wrong(number, shown):
+        recall = hits / max(len(torch.as_tensor(poison_indices)), 1)
+        if _judge(number, [recall], "fraction").status == "right":
+            return f"{shown} is the recall (hits / poisoned); precision divides by the flagged count."
+        if number.value == hits:
+            return f"{number.text} is the number of hits; divide it by the {len(flagged)} flagged samples."
+        return f"{shown} is not it; precision = flagged and poisoned / flagged."
+
+    right = f"right: {hits} of the {len(flagged)} flagged samples are poisoned ({expected:.1%})"
+    return _check_share(answer, "07-1", expected, right, wrong)
 
 
 def check_removed_poisons(answer, removed: torch.Tensor, poison_indices: torch.Tensor) -> bool:
@@ -802,8 +795,10 @@ CHOICES: dict[str, tuple[str, dict[str, str]]] = {
                 "ySaKh4V+JguduO/mdKY6dZPh5hA5otlr4vuN8yvG5gtIUw=="
             ),
             "c": (
-                "KLMH4Z/25cVQnlqfcbYNLbCSmVOUikuhyAKqoWAeY1q1rjjohDRZL1tz2PeiUu0eERlajylO+dtFBvYaxjikxvGlylfppkWR"
-                "FYHkfUbmGcVFuDcya/YpNJXFyXi2aA=="
+                "KLMH4YXh+NVYiUOffKpIMP+V3F/aiEq3gQOptjRbeBS1oj2tl20bLVts1e+iTuUPAVETmGZarZhIDbca133r3/zg0x7+rV/G"
+                "T4HtMA/7BMULvyo1erQlNJCTlibqMkYCZIs9XqOOdBIADv8PvHRm0xnjZjYD+BBSCbD88Xs4b22efQJ2Vv9opp35UdcMqeX9"
+                "jLz3QFL0sQ2dNrhDW8qVPjAdtf5fsY8vQK8kc8KuITHK1EQFHQ3dC+E+hMeFCGmxkzLSkWx2uq6PJHnkGJ4bl+X9WtUjB4Xs"
+                "IGRphoTNePA1NT1j"
             ),
         },
     ),
@@ -870,8 +865,8 @@ CHOICES: dict[str, tuple[str, dict[str, str]]] = {
         "9325ee2df3271d219983fb652a32ede7",
         {
             "a": (
-                "Vmpv4hcsKQaiLk49OJc0C5wI3Yj5xcY1K/TB24wgFtHI9Dxlo0hZD3d8g94UaYKaSKasANcLC/0tRq5sPf/jB8kJkXwbhfje"
-                "YS1joX8="
+                "Vmpv4hcsKQaiLk49OJc0C5wI3Yj5xcY1K/TB24wgFtHI9Dxw614QEnl+gZIBIIqWXOOpTp4MQ/ktXb59LP/mCdIJgGtJwuLB"
+                "YzAiuTlejdKqcQ3zw/rQtBDByolJXt+LAmcGha9/5g=="
             ),
             "b": (
                 "hafSjqcRX4hk+N21IjmrHArVLSA4nBQPfHl/ZbZBMZUw3kZNmHqpgWsOWQHkOL/qUwvpmV9o2qumdUe41J4zmPfxSiNtCG3c"

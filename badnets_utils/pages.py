@@ -38,7 +38,8 @@ def release_recipes(root: Path) -> str:
     """How each shipped model was trained, and what its backdoor costs against the clean model of its dataset."""
     entries = json.loads((root / "checkpoints" / "MANIFEST.json").read_text(encoding="utf-8"))["checkpoints"]
     clean = {e["dataset"]: e["tca"] for e in entries.values() if e["attack"] == "none"}
-    lines = ["| checkpoint | epochs | peak lr | poisons | clean accuracy | vs the clean model |", "|---|---|---|---|---|---|"]
+    lines = ["| checkpoint | epochs | peak lr | poisons | clean accuracy | vs the clean model |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for name, e in sorted(entries.items(), key=lambda kv: (kv[1]["dataset"], kv[1]["attack"] == "none", kv[0])):
         poisons = "none" if e["attack"] == "none" else {"add": "added copies", "replace": "replaced"}[e["poison_mode"]]
         delta = "—" if e["attack"] == "none" else f"{100 * (e['tca'] - clean[e['dataset']]):+.2f} points"
@@ -54,7 +55,8 @@ def attack_variants(root: Path) -> str:
              "(`results/attack_variants.json`, notebook 06's full run):", "",
              "| attack variant | clean accuracy | ASR |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {r['name']} | {_pct(r['tca'])} | {_pct(r['asr'])} |" for r in data["variants"]]
-    for title, key, label in (("Trigger size (white square, bottom-right)", "size", lambda r: f"{r['size']}×{r['size']}"),
+    for title, key, label in (("Trigger size (white square, bottom-right)", "size",
+                               lambda r: f"{r['size']}×{r['size']}"),
                               ("Trigger position (5×5 white square)", "position", lambda r: r["name"]),
                               ("Where a single white pixel sits", "pixel_position",
                                lambda r: "({}, {})".format(*r["position"]))):  # fmt: skip

@@ -40,7 +40,7 @@ ALLOWLIST: list[tuple[str, str, str]] = [
     ("*", "10,000 test images", "MNIST's test set (printed by 01)"),
     ("05", "0.5", "an example value of alpha (half and half), not a result"),
     ("docs/colab.md", "3.12", "a Python version, not a figure"),
-    ("docs/reliability.md", "an hour", "a design constant: how old a dead writer's temporary file must be to be removed"),
+    ("docs/reliability.md", "an hour", "a design constant: how old a dead writer's temporary file must be"),
 ]
 
 _SKIP_BLOCK = re.compile(r"<!-- ([a-z0-9-]+) -->.*?<!-- /\1 -->", re.S)
@@ -65,15 +65,43 @@ PATTERNS = {
     "of": re.compile(NUM + r" of (?:the |all |its |our |MNIST's )?" + NUM),
     "decimal": re.compile(r"(?<![\w.×(,/§-])(?<!§ )(\d+)\.(\d+)(?![\d.])"),
 }
-WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-         "nine": 9, "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "a quarter of an": 0.25, "half an": 0.5}
+WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "a quarter of an": 0.25,
+    "half an": 0.5,
+}
 # a duration in words or digits, with how it is bounded: "about five minutes", "under a minute", "13 min"
 DURATION = re.compile(
-    r"\b(about|under|within|less than|over|more than|nearly|almost|)\s*(" + "|".join(sorted(WORDS, key=len)[::-1])
-    + r"|\d+(?:\.\d+)?)\s+(seconds|s|minutes?|min|hours?|h)\b", re.I
+    r"\b(about|under|within|less than|over|more than|nearly|almost|)\s*("
+    + "|".join(sorted(WORDS, key=len)[::-1])
+    + r"|\d+(?:\.\d+)?)\s+(seconds|s|minutes?|min|hours?|h)\b",
+    re.I,
 )
-UNIT_S = {"s": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60, "h": 3600, "hour": 3600,
-          "hours": 3600}
+UNIT_S = {
+    "s": 1,
+    "second": 1,
+    "seconds": 1,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+}
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
+import prose
 import pytest
 
-import prose
 from badnets_utils import exercises
 
 

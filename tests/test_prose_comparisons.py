@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import prose
+import pytest
 
 COMPARATIVE = re.compile(
     r"\b(equally|as accurate as|as good as|cannot beat|hardly (?:moves|dents|changes)|"

@@ -1,10 +1,9 @@
-"""Every figure the notebooks' and the docs' prose states is backed by what the code printed or read (tests/prose.py)."""
+"""Every figure the notebooks' and the docs' prose states is backed by what the code printed or read (prose.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 import prose
+import pytest
 
 PAPER = prose.paper_values()
 MANIFEST = prose.ROOT / "checkpoints" / "MANIFEST.json"
