@@ -31,11 +31,17 @@ def read_block(text: str, name: str) -> str | None:
 
 
 def replace_block(text: str, name: str, body: str) -> str:
-    """``text`` with the block ``name`` replaced by ``body``; a page without the markers is an error."""
+    """``text`` with the block ``name`` replaced by ``body``; a page without the markers is an error.
+
+    A block whose start marker begins a line is written on lines of its own (a table); one inside a line stays
+    inside it (a phrase in a sentence: a comment at the start of a line would end the Markdown paragraph)."""
     start, end = markers(name)
     if read_block(text, name) is None:
         raise ValueError(f"no block {name!r}: the page needs {start} … {end}")
-    return _pattern(name).sub(lambda _: f"{start}\n{body.strip()}\n{end}", text, count=1)
+    at = text.index(start)
+    inline = at > 0 and text[at - 1] != "\n"
+    body = " ".join(body.split()) if inline else f"\n{body.strip()}\n"
+    return _pattern(name).sub(lambda _: f"{start}{body}{end}", text, count=1)
 
 
 def planned(pages: Mapping[Path, Mapping[str, str]]) -> dict[Path, str]:

@@ -216,12 +216,7 @@ def render_note(data: dict, stem: str) -> str | None:
 
 def replace_note(text: str, note: str) -> str | None:
     """``text`` with its inline ``<!-- time -->…<!-- /time -->`` holding ``note``; None if it has no such block."""
-    old = blocks.read_block(text, NOTE)
-    if old is None:
-        return None
-    start, end = blocks.markers(NOTE)
-    inline = f"{start}{old}{end}"
-    return text.replace(inline, f"{start}{note}{end}", 1) if inline in text else blocks.replace_block(text, NOTE, note)
+    return None if blocks.read_block(text, NOTE) is None else blocks.replace_block(text, NOTE, note)
 
 
 def planned(root: Path, data: dict, paths: list[Path] | None = None) -> dict[Path, str]:

@@ -50,3 +50,9 @@ def test_release_recipes_are_the_manifests(tmp_path):
     for name, entry in manifest.items():
         row = next(line for line in table.splitlines() if f"`{name}`" in line)
         assert f"| {entry['epochs']} |" in row and f"{100 * entry['tca']:.2f} %" in row
+
+
+def test_a_block_inside_a_sentence_stays_inside_it():
+    text = "a run takes <!-- t -->old<!-- /t -->, measured.\n<!-- u -->\nold\n<!-- /u -->\n"
+    new = blocks.replace_block(blocks.replace_block(text, "t", "about\n37 s\n"), "u", "| a |")
+    assert new == "a run takes <!-- t -->about 37 s<!-- /t -->, measured.\n<!-- u -->\n| a |\n<!-- /u -->\n"
