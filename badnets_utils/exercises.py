@@ -15,7 +15,9 @@ Concept and prediction questions ("what will the ASR be if…?") are multiple ch
 and their answers are stored sealed (see ``seal_choice``).
 
 Conventions for new checks: name them ``check_<what>``, register the exercise's two hints in ``HINTS`` under
-``"<notebook>-<exercise>"``, start with ``if answer is None: return _hint(key)``, finish with ``_report``. In a
+``"<notebook>-<exercise>"``, compute the right answer, then ``if answer is None: return _hint(key, expected)``
+(the hint seals ``expected`` into the notebook's output, so that a test can check that no output above the
+exercise shows it; a share takes ``_check_share``), finish with ``_report``. In a
 notebook, end the check line with ``;`` so that nothing but the message is shown.
 
 Numeric answers, one rule for every check (``_read``, ``_read_whole``, ``_judge``):
