@@ -520,13 +520,17 @@ def _says_never(answer: object) -> bool:
     return x is not None and math.isinf(x) and x > 0
 
 
+def _reaching(xs, asr, threshold: float) -> list[float]:
+    """The xs whose ASR reaches ``threshold``, smallest first."""
+    return [x for x, a in sorted(zip((float(x) for x in xs), (float(a) for a in asr), strict=True)) if a >= threshold]
+
+
 def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages: dict[str, str]) -> bool:
     """Shared by the sweep exercises: the smallest x whose ASR reaches ``threshold``.
 
     ``messages`` holds 'right', 'below' and 'above' templates with {x} (expected) and {v} (the answer).
     """
-    pairs = sorted(zip((float(x) for x in xs), (float(a) for a in asr), strict=True))
-    reached = [x for x, a in pairs if a >= threshold]
+    reached = _reaching(xs, asr, threshold)
     if not reached:
         return _report(_says_never(answer), f"no {what} of this run reaches an ASR of {threshold}: answer 'never'.")
     if _says_never(answer):
@@ -667,7 +671,7 @@ def check_all_to_all_label(answer, label: int, num_classes: int = 10) -> bool:
 def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
     """06 · The smallest trigger side (pixels) of the size ablation whose ASR reaches ``threshold``."""
     if answer is None:
-        return _hint("06-2")
+        return _hint("06-2", *_reaching(sizes, asr, threshold)[:1])
     return _check_first_reaching(answer, sizes, asr, threshold, "size in pixels", {
         "right": "right: a {x:g}×{x:g} square is the smallest that reaches {t}.",
         "below": "a {v:g}-pixel trigger stays below an ASR of {t} in this run.",

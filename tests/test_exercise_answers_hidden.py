@@ -65,7 +65,7 @@ def test_no_exercise_answer_is_on_screen_above_it(path):
 
 def test_every_numeric_exercise_seals_its_answer():
     keys = {key for path in prose.NOTEBOOKS for _, key, _ in sealed_answers(prose.read_notebook(path))}
-    expected = {"01-1", "01-2", "02-1", "02-2", "03-1", "03-2", "05-3", "06-1", "07-1", "07-2", "07-3", "08-2"}
+    expected = {"01-1", "01-2", "02-1", "02-2", "03-1", "03-2", "05-3", "06-1", "06-2", "07-1", "07-2", "07-3", "08-2"}
     assert expected - keys == set()
 
 
