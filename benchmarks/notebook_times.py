@@ -166,9 +166,10 @@ def measure(root: Path, paths: list[Path], modes: list[str], write_outputs: bool
     ``write_outputs``: the class-mode run of each notebook becomes its committed output.
     """
     data = load(root)
-    data.update(machine=machine(), date=datetime.date.today().isoformat())
+    here = {"machine": machine(), "date": datetime.date.today().isoformat()}
     for path in paths:
         for mode in modes:
+            data.setdefault("measured", {})[mode] = here
             print(f"{path.name} [{mode}] ...", end=" ", flush=True)
             seconds = run_notebook(path, mode, write_outputs=write_outputs and mode == "class")
             print(f"{seconds:.1f} s", flush=True)
@@ -199,10 +200,22 @@ def render_table(data: dict) -> str:
     rows = ["| Notebook | " + " | ".join(LABELS.values()) + " |", "|---|" + "---:|" * len(LABELS)]
     for stem, times in sorted(data["notebooks"].items()):
         rows.append(f"| {title(stem)} | " + " | ".join(duration(times.get(m)) for m in LABELS) + " |")
-    rows += ["", f"Measured on {data.get('machine', '?')} ({data.get('date', '?')}) with "
-             "`python benchmarks/notebook_times.py`: class mode = the notebooks' defaults, quick mode = "
-             "`BADNETS_QUICK=1`, full retrain = `BADNETS_RETRAIN=1`; kernel start included."]  # fmt: skip
+    rows += ["", f"Measured with `python benchmarks/notebook_times.py`: {where(data, with_dates=True)}. Class mode = "
+             "the notebooks' defaults, quick mode = `BADNETS_QUICK=1`, full retrain = `BADNETS_RETRAIN=1`; kernel "
+             "start included."]  # fmt: skip
     return "\n".join(rows)
+
+
+def where(data: dict, with_dates: bool = False, modes=LABELS) -> str:
+    """Where (and when) each mode was measured: "class mode and quick mode on A (date); full retrain on B (date)"."""
+    groups: dict[tuple, list[str]] = {}
+    for mode, label in LABELS.items():
+        if mode not in modes:
+            continue
+        at = data.get("measured", {}).get(mode)
+        if at:
+            groups.setdefault((at["machine"], at["date"] if with_dates else ""), []).append(label)
+    return "; ".join(" and ".join(labels) + f" on {m}" + (f" ({d})" if d else "") for (m, d), labels in groups.items())
 
 
 def render_note(data: dict, stem: str) -> str | None:
@@ -211,7 +224,7 @@ def render_note(data: dict, stem: str) -> str | None:
     if not times:
         return None
     parts = [f"{LABELS[m]}: {duration(times[m])}" for m in LABELS if m in times]
-    return " · ".join(parts) + f" (measured on {data.get('machine', '?')})"
+    return " · ".join(parts) + f" (measured: {where(data, modes=times)})"
 
 
 def replace_note(text: str, note: str) -> str | None:

@@ -52,7 +52,9 @@ def test_measure_runs_each_mode_in_notebooks_folder(root: Path, monkeypatch):
 def test_render_only_and_check_times(root: Path):
     before = (root / "notebooks" / "02_bare.ipynb").read_bytes()
     (root / "benchmarks").mkdir()
-    data = {"machine": "test box", "date": "2026-01-01", "notebooks": {"01_tiny": {"class": 75.0, "quick": 7.2}}}
+    box, other = {"machine": "test box", "date": "2026-01-01"}, {"machine": "other box", "date": "2025-12-31"}
+    data = {"measured": {"class": box, "quick": box, "retrain": other},
+            "notebooks": {"01_tiny": {"class": 75.0, "quick": 7.2}}}  # fmt: skip
     (root / "benchmarks" / "notebook_times.json").write_text(json.dumps(data))
     assert sorted(T.check_times(root)) == ["README.md: times differ from benchmarks/notebook_times.json (run "
                                           "--render-only)", "notebooks/01_tiny.ipynb: times differ from "
@@ -61,7 +63,11 @@ def test_render_only_and_check_times(root: Path):
     assert T.check_times(root) == []
     assert "| 01 · tiny | 1 min 15 s | 7 s | — |" in (root / "README.md").read_text()
     header = nbformat.read(root / "notebooks" / "01_tiny.ipynb", as_version=4).cells[0].source
-    note = "class mode: 1 min 15 s · quick mode: 7 s (measured on test box)"
+    note = "class mode: 1 min 15 s · quick mode: 7 s (measured: class mode and quick mode on test box)"
+    assert (
+        "class mode and quick mode on test box (2026-01-01); full retrain on other box (2025-12-31)"
+        in (root / "README.md").read_text()
+    )  # each mode says where and when it was measured
     assert header == f"# 01 · Tiny\n\n**Run time.** <!-- time -->{note}<!-- /time -->"
     assert (root / "notebooks" / "02_bare.ipynb").read_bytes() == before
     written = T.render(root, T.load(root))
