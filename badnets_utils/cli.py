@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--num_workers", type=int, default=0, help="kept for the seed's scripts: the tensor pipeline needs no workers")
     a("--lr", type=float, default=BUDGET.lr, help="learning rate (peak of a one-cycle schedule with adam)")
     a("--download", action="store_true", help="download the dataset if it is missing")
-    a("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
+    a("--data_path", default=None, help="data root (default: $BADNETS_DATA, else the checkout's data/)")
     a("--device", default=BUDGET.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     a("--poisoning_rate", type=float, default=ATTACK.rate, help="fraction of training images poisoned, in [0, 1]")
     a("--trigger_label", type=int, default=ATTACK.target, help="target class of the all-to-one attack")
@@ -177,7 +177,7 @@ def train_command(argv: list[str]) -> int:
 def download_command(argv: list[str]) -> int:
     p = Parser(prog="badnets download", description="Download datasets into the data root (torchvision's layout).")
     p.add_argument("--dataset", nargs="+", default=["all"], help=f"one or more of {', '.join(DATASETS)}, or all")
-    p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
+    p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else the checkout's data/)")
     args = p.parse_args(argv)
     wanted = [d for d in args.dataset if d.lower() != "all"]
     names = list(DATASETS) if len(wanted) < len(args.dataset) else [canonical_name(d) for d in wanted]

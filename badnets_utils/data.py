@@ -58,7 +58,7 @@ DATASETS: dict[str, dict] = {
         "std": (0.3530,),
     },
 }
-DEFAULT_DATA_ROOT = "./data"
+PACKAGE_HOME = Path(__file__).resolve().parent.parent  # the folder that holds this badnets_utils
 DATA_ENV = "BADNETS_DATA"
 CIFAR_FOLDER = "cifar-10-batches-py"
 IDX_DATASETS = ("MNIST", "FashionMNIST")  # torchvision's <root>/<name>/raw/*-ubyte layout
@@ -135,10 +135,18 @@ def canonical_name(name: str) -> str:
     raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)} (any case, '-' or '_' allowed)")
 
 
+def default_data_root(home: Path = PACKAGE_HOME) -> Path:
+    """``data/`` of the checkout (or classroom copy) this ``badnets_utils`` belongs to, wherever the code runs from:
+    the CLI in the repository root and a notebook in ``notebooks/`` share one folder. An installed package (no
+    checkout around it) uses ``./data``."""
+    checkout = (home / "notebooks").is_dir() or (home / "student").is_dir() or (home / "pyproject.toml").is_file()
+    return home / "data" if checkout else Path("data").absolute()
+
+
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
-    """Data root: the argument, else $BADNETS_DATA, else ./data (the one place that decides it)."""
+    """Data root: the argument, else $BADNETS_DATA, else the checkout's ``data/`` (the one place that decides it)."""
     if root is None or str(root) == "":
-        root = os.environ.get(DATA_ENV) or DEFAULT_DATA_ROOT
+        root = os.environ.get(DATA_ENV) or default_data_root()
     return Path(root).expanduser().absolute()
 
 

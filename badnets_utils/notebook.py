@@ -53,7 +53,7 @@ class NotebookConfig:
     device: torch.device
     seed: int
     repo_root: Path
-    data_root: Path  # $BADNETS_DATA, else ./data (data.resolve_data_root: the one rule)
+    data_root: Path  # $BADNETS_DATA, else the checkout's data/ (data.resolve_data_root: the one rule)
     runs_dir: Path  # where notebooks write (runs/ or runs/quick/), git-ignored
     checkpoint_dir: Path  # the shipped, verified checkpoints
     trigger_dir: Path

@@ -1,5 +1,9 @@
+import os
 import pickle
+import subprocess
+import sys
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,10 +58,35 @@ def test_cifar_pixels_keep_torchvision_channel_order(cifar_root):
 
 def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("BADNETS_DATA", raising=False)
-    assert resolve_data_root() == resolve_data_root("./data")
+    assert resolve_data_root() == Path(__file__).resolve().parent.parent / "data"  # the checkout's, from anywhere
+    monkeypatch.chdir(tmp_path)
+    assert resolve_data_root() == Path(__file__).resolve().parent.parent / "data"
     monkeypatch.setenv("BADNETS_DATA", str(tmp_path))
     assert resolve_data_root() == tmp_path
     assert resolve_data_root(tmp_path / "x") == tmp_path / "x"
+
+
+def test_default_data_root_of_a_checkout_a_classroom_copy_and_an_installed_package(tmp_path, monkeypatch):
+    from badnets_utils.data import default_data_root
+
+    (tmp_path / "copy" / "student").mkdir(parents=True)  # a classroom copy: DIR/badnets_utils beside DIR/student
+    assert default_data_root(tmp_path / "copy") == tmp_path / "copy" / "data"
+    (tmp_path / "site-packages").mkdir()  # an installed package: no checkout around it, ./data
+    monkeypatch.chdir(tmp_path)
+    assert default_data_root(tmp_path / "site-packages") == tmp_path / "data"
+
+
+def test_the_command_line_and_a_notebook_share_one_data_folder():
+    """The CLI run from the repository root and a notebook's setup run from notebooks/ (no $BADNETS_DATA) look in
+    the same folder: one download serves both."""
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "BADNETS_DATA"}
+    env["PYTHONPATH"] = str(root)
+    cli = "from badnets_utils.data import resolve_data_root; print(resolve_data_root())"
+    notebook = "from badnets_utils.notebook import setup; print(setup(verbose=False).data_root)"
+    seen = [subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+            .stdout.strip() for code, cwd in ((cli, root), (notebook, root / "notebooks"))]  # fmt: skip
+    assert seen == [str(root / "data")] * 2
 
 
 def test_missing_data_says_where_and_how(tmp_path):
