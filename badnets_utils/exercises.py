@@ -146,14 +146,14 @@ HINTS: dict[str, tuple[str, str]] = {
         "around it and the constant 1.4826; `torch.median` or `numpy.median` both work.",
     ),
     "08-1": (
-        "think of the two ends of part 3's curve: no copies (the trigger means nothing) and about 1,000 copies "
-        "(the rule is learnt). Where does 25 fall between them?",
-        "your guess is judged against the backdoor error that part 3 measured with 25 copies (one of the rows of "
-        "its table): guess from the shape of the curve first, then compare.",
+        "think of the two ends: no copies (the trigger means nothing, so the backdoor error is near 100 %) and "
+        "about 1,000 copies (the rule is learnt). Where does 25 fall between them, next to 10,000 clean images?",
+        "your guess is judged against the backdoor error that part 3 measures with 25 copies (one of the rows of the "
+        "table the next cell prints): guess first, then run that cell and compare.",
     ),
     "08-2": (
         "each of the 32 values of `responses['BadNet']['difference']` is one channel's rise: you want the largest.",
-        "the bars are `responses['BadNet']['difference']`, a tensor of 32 values; `.argmax()` finds the largest.",
+        "`responses['BadNet']['difference']` is a tensor of 32 values; `.argmax()` gives the index of the largest.",
     ),
 }
 # No word on where the solution is: the student edition has none (classroom.py), the others a collapsed cell.
@@ -821,8 +821,8 @@ CHOICES: dict[str, tuple[str, dict[str, str]]] = {
             ),
             "c": (
                 "fNDTmhjYWADSJif6RS8zorMsuufODBPmSkfAK2t6YEoI0T55DK8Ni4pfb/k656P5ly8lJEOelcXI8Ah5N/IaNWLpQsyqy19b"
-                "4AYWhsENSGPFRXnEtEgNVizn/7FeGV7A2iD9enegT+D9VhHPK8kfmHD+7NJPgMVs+yuSBW1rNqCvqNDPW7pIdrlJnbcrQXXv"
-                "3j5kDOzJ1PhTr6/RiHbtH16lb2yjQxj6BpL69ztY3J53Mg=="
+                "4AYWhsENSGPFRXnEtEgNVizn/7FeGV7A2iD9enegT+D9VhvFK8keg3Dnv8IRzpZh+y2SFCJtKfO/+5XYUaxSbetV07YzCG/r"
+                "wj51BOTT1eVUr6zRgiX4UFu3Yme8QxjzGsH8vzZX2Z5/PDiQYwX7g9JsBALMPQ=="
             ),
         },
     ),
