@@ -184,11 +184,11 @@ def test_ensure_dataset_offline_says_where_and_how(tmp_path):
     assert "\n" not in msg
 
 
-def test_offline_mirror_restores_torchvision():
+def test_offline_mirror_restores_torchvision(tmp_path):
     import torchvision.datasets as tvd
 
     before = (list(tvd.MNIST.mirrors), list(tvd.FashionMNIST.resources))
-    with offline_mirror("nowhere", "nowhere-either"):
+    with offline_mirror(tmp_path / "nowhere", tmp_path / "nowhere-either"):  # in tmp_path: nothing left in the checkout
         assert tvd.MNIST.mirrors[0].startswith("http://127.0.0.1:")
     assert (tvd.MNIST.mirrors, tvd.FashionMNIST.resources) == before
 
