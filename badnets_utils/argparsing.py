@@ -15,8 +15,26 @@ def _allowed(action: argparse.Action | None) -> str:
     return {int: "an integer", float: "a number"}.get(action.type) or action.help or "a value"
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` states each flag's default once: argparse's "(default: X)", unless the help text already says it
+    or there is none to state (None, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+class RawDefaultsFormatter(argparse.RawDescriptionHelpFormatter, DefaultsFormatter):
+    """As ``DefaultsFormatter``, keeping the description's own line breaks (a module docstring)."""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line with exit code 2."""
+    """argparse that reports a bad flag in one line with exit code 2, and states each flag's default once."""
+
+    def __init__(self, *args, formatter_class=DefaultsFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

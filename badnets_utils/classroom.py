@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 
 from . import grading
-from .argparsing import Parser, run_command
+from .argparsing import Parser, RawDefaultsFormatter, run_command
 from .editions import clean_cell, is_hidden
 from .grading import Exercise, GradingError
 from .repo import read_notebook, write_notebook
@@ -221,7 +221,7 @@ def build_course(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="badnets classroom", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="badnets classroom", description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("dir", help="output folder: new, empty, or an earlier classroom edition (or course)")
     p.add_argument("--notebooks", default=str(PACKAGE_ROOT / "notebooks"), help="source notebooks (default: ours)")
     p.add_argument("--nbgrader", action="store_true", help="write an nbgrader course (DIR/source/<notebook>/, "

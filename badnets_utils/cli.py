@@ -52,7 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="badnets",
         description="Train a BadNets-backdoored CNN on MNIST, Fashion-MNIST or CIFAR-10 and report clean accuracy "
         f"(TCA) and attack success rate (ASR). Subcommands: {', '.join(SUBCOMMANDS)} (each has --help).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     a = p.add_argument
     a("--dataset", default=ATTACK.dataset, help=f"{', '.join(DATASETS)} (any case)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from .argparsing import Parser, run_command
+from .argparsing import Parser, RawDefaultsFormatter, run_command
 from .files import InputError, atomic_write_text, input_path, open_input
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -296,7 +296,7 @@ def check_repo(root: str | Path = REPO_ROOT) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="badnets set-repo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="badnets set-repo", description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("repo", nargs="?", help="the GitHub repository as OWNER/NAME (your fork)")
     p.add_argument("--ref", default=None, help="branch or tag for badges and Colab (default: repo.toml's, else main)")
     p.add_argument("--check", action="store_true", help="only list the places that disagree with repo.toml")

@@ -10,14 +10,13 @@ the shipped files: a maintainer reviews the new figures and copies the files in 
 
 from __future__ import annotations
 
-import argparse
 import re
 import shlex
 from pathlib import Path
 
 import torch
 
-from .argparsing import Parser
+from .argparsing import Parser, RawDefaultsFormatter
 from .checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_file, write_manifest
 from .experiment import Attack, Budget, final_metrics, load_data, output_paths, prepare, run_many, save_run
 from .files import atomic_write_text, check_output_dir
@@ -197,7 +196,7 @@ def listed_files(root: Path) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    p = Parser(prog="badnets results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="badnets results", description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding the checkpoints and MANIFEST.json")
     p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
     p.add_argument("--retrain", action="store_true", help="retrain every release into --out (maintainers)")

@@ -140,3 +140,12 @@ def test_missing_data_is_a_clear_error(capsys, tmp_path):
 def test_download_command_uses_what_is_there(mnist_root, capsys):
     code, out, _ = run_cli(["download", "--dataset", "mnist", "--data_path", str(mnist_root)], capsys)
     assert code == 0 and "MNIST: ready" in out
+
+
+def test_help_states_each_default_once():
+    """A flag's help says its default once (argparse's "(default: X)" or the help's own words), never "None"."""
+    from badnets_utils.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("default: $BADNETS_DATA") == 1 and "training epochs (default: 4)" in text
