@@ -1,6 +1,7 @@
 """Progress bars: one factory, so that every bar in the package looks and behaves the same.
 
-``tqdm`` here has tqdm's interface. In a terminal it is tqdm's own text bar. In a notebook kernel (JupyterLab,
+``tqdm`` here has tqdm's interface. In a terminal it is tqdm's own text bar (``TextBar``), drawn only when its stream
+is a terminal: output redirected to a log file gets no bars and no carriage returns. In a notebook kernel (JupyterLab,
 Notebook, Colab, VS Code) it is ``HTMLBar``: a small HTML bar (with a text/plain copy) drawn into one IPython
 display and updated in place, at most every ``MIN_INTERVAL_S`` seconds. It uses no ipywidgets, so a notebook saved
 and reopened — or rendered by GitHub or a website — shows the last state of the bar, never "Error displaying
@@ -17,7 +18,7 @@ import uuid
 
 from tqdm.std import tqdm as text_tqdm
 
-__all__ = ["HTMLBar", "tqdm"]
+__all__ = ["HTMLBar", "TextBar", "tqdm"]
 
 MIN_INTERVAL_S = 0.5  # between two redraws of a notebook bar: each redraw is a message to the frontend
 BAR_WIDTH_PX = 240
@@ -94,10 +95,20 @@ class HTMLBar(text_tqdm):
         """Nothing to clear: the next redraw replaces the display."""
 
 
+class TextBar(text_tqdm):
+    """tqdm's text bar, drawn only when its stream (``file``, else stderr) is a terminal."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        stream = kwargs.get("file") or sys.stderr
+        if not getattr(stream, "isatty", lambda: False)():
+            kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+
+
 def in_notebook() -> bool:
     """True in a Jupyter kernel (an IPython shell with a kernel: JupyterLab, Notebook, Colab, VS Code)."""
     shell = _shell()
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-tqdm = HTMLBar if in_notebook() else text_tqdm
+tqdm = HTMLBar if in_notebook() else TextBar

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,20 @@ def handles(monkeypatch) -> list[Handle]:
 
 
 def test_a_terminal_gets_tqdms_text_bar():
-    from tqdm.std import tqdm as text_tqdm
-
     assert not progress.in_notebook()  # pytest has no kernel
-    assert progress.tqdm is text_tqdm
+    assert progress.tqdm is progress.TextBar
+
+
+def test_a_text_bar_draws_only_on_a_terminal(tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    log, terminal = io.StringIO(), Terminal()
+    for stream in (log, terminal):
+        for _ in progress.TextBar(range(3), file=stream, mininterval=0):
+            pass
+    assert log.getvalue() == "" and "3/3" in terminal.getvalue()  # a log file gets no carriage returns
 
 
 def test_one_display_updated_in_place_and_rate_limited(handles):
