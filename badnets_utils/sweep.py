@@ -22,7 +22,7 @@ import torch
 
 from .experiment import Attack, Budget, Result, check_attack_settings, check_budget, load_data, run
 from .files import atomic_write_text
-from .parallel import RunsFailedError, run_all
+from .parallel import RunsFailedError, auto_workers, run_all
 
 KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
 RESULT_FIELDS = ("poisoned", "train_size", "test_size", "tca", "asr", "seconds")  # what it measured
@@ -247,7 +247,8 @@ def main(argv: list[str]) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers {args.workers} is not allowed; allowed: a whole number ≥ 1")
     executor = dask_executor(args.scheduler) if args.scheduler else None
-    where = f"Dask scheduler {args.scheduler}" if executor else f"{args.workers or 'one per core'} local worker(s)"
+    n = args.workers or auto_workers(budget, len(attacks))
+    where = f"Dask scheduler {args.scheduler}" if executor else f"{n} local worker{'s' if n > 1 else ''}"
     print(f"{len(attacks)} runs on {where}; rows in {args.csv}", flush=True)
     try:
         rows = run_sweep(attacks, budget, args.csv, args.data_path, args.download, True, args.workers, executor)
