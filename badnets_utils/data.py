@@ -170,8 +170,12 @@ def _corrupt(name: str, path: Path, why: str) -> DatasetCorruptError:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    """An error in one line; a first line that only announces what follows ("Error downloading x.gz:", as
+    torchvision's) gets the last line's reason after it."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return f"{lines[0]} {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 # ----------------------------------------------------------------------------- MNIST, Fashion-MNIST (idx files)

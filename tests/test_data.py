@@ -322,3 +322,13 @@ def test_malformed_cifar_batch_is_one_line(tmp_path, payload, why):
     with pytest.raises(data.DatasetCorruptError, match=why) as err:
         load_dataset("CIFAR10", train=False, root=tmp_path)
     assert str(err.value).startswith(f"CIFAR10 file {batch} is corrupt") and "\n" not in str(err.value)
+
+
+def test_a_download_error_keeps_its_reason():
+    from badnets_utils.data import _first_line
+
+    torchvision_style = RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried http://a/, got:\n"
+                                     "<urlopen error [Errno -3] Temporary failure in name resolution>\n")  # fmt: skip
+    line = _first_line(torchvision_style)
+    assert line.startswith("Error downloading train-images-idx3-ubyte.gz:") and "name resolution" in line
+    assert _first_line(OSError("disk full")) == "disk full" and _first_line(ValueError()) == "ValueError"
