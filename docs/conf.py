@@ -82,6 +82,7 @@ nitpicky = False
 
 # The committed outputs (class mode) are the content: nothing runs, nothing is fetched.
 nb_execution_mode = "off"
+nb_render_markdown_format = "gfm"  # a notebook's Markdown output (07's and 08's tables) renders as a table
 nb_ipywidgets_js: dict = {}  # no require.js / widget manager from a CDN: the one widget output becomes a note
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]

@@ -398,3 +398,15 @@ def test_classroom_editions_leave_the_site_copies_out(tmp_path):
     out = build_editions(root / "notebooks", tmp_path / "class", repo_root=root)
     assert (out / "docs" / "teaching.md").is_file()
     assert not (out / "docs" / "_notebooks").exists()
+
+
+def test_a_notebooks_markdown_table_is_a_table_on_its_page(site):
+    """07's summary and 08's side-by-side table are Markdown outputs (``show_table``): the page shows them as tables,
+    not as a paragraph of pipes."""
+    for page, cell in (("07_detecting_and_removing_backdoors", "activation clustering"),
+                       ("08_reproducing_the_paper", "all-to-all: backdoor error")):  # fmt: skip
+        html_text = (site / "_notebooks" / f"{page}.html").read_text(encoding="utf-8")
+        tables = re.findall(r"<table.*?</table>", html_text, re.S)
+        assert any(cell in t for t in tables), page
+        paragraphs = re.findall(r"<p>(.*?)</p>", html_text, re.S)
+        assert not [p for p in paragraphs if "|---|" in p or "| defence |" in p or "| result |" in p], page
