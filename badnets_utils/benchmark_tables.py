@@ -31,7 +31,6 @@ from pathlib import Path
 from .files import atomic_write_text
 
 RESULTS = Path("benchmarks") / "results"
-PAGES = {"performance": Path("docs") / "performance.md", "sweeps": Path("docs") / "sweeps.md"}
 
 
 class MissingResultsError(FileNotFoundError):
@@ -300,9 +299,3 @@ def default_run_block(root: Path) -> str:
     gpu = run["machine"]["gpu"]
     where = f"{run['machine']['cores']} CPU cores" + ("" if gpu == "no GPU" else f" and {gpu}")
     return f"about {round(run['figures']['wall_s'])} s on {where}"
-
-
-def doc_pages(root: Path) -> dict[Path, dict[str, str]]:
-    """The pages this module renders whole, with their blocks: for ``blocks.write_pages`` / ``blocks.planned``."""
-    root = Path(root)
-    return {root / PAGES["performance"]: performance_blocks(root), root / PAGES["sweeps"]: sweeps_blocks(root)}

@@ -54,6 +54,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from .progress import in_notebook
+
 
 def _report(ok: bool, message: str) -> bool:
     """Print ✅/❌ and ``message``; return ``ok``."""
@@ -188,8 +190,7 @@ def _hint(key: str, *answers: float) -> bool:
     In a notebook the hint's output also carries the right ``answers``, sealed (``unseal_answer``), so that a test
     can check that no output above the exercise shows them: the student predicts, then sees."""
     line = f"✏️  Not answered yet (answer is None). Hint: {HINTS[key][0]}" + MORE.format(key=key)
-    shell = _ipython()
-    if shell is None or not answers:
+    if not answers or not in_notebook():
         print(line)
         return False
     from IPython.display import display
@@ -197,15 +198,6 @@ def _hint(key: str, *answers: float) -> bool:
     sealed = base64.b64encode(_xor(repr([float(a) for a in answers]).encode(), key, "answer")).decode()
     display({"text/plain": line}, raw=True, metadata={ANSWER_KEY: {"key": key, "sealed": sealed}})
     return False
-
-
-def _ipython():
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    return shell if shell is not None and type(shell).__name__ != "TerminalInteractiveShell" else None
 
 
 def unseal_answer(key: str, sealed: str) -> list[float]:

@@ -9,15 +9,15 @@ notebook shows.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+from .argparsing import Parser, RawDefaultsFormatter
+from .benchmark_tables import default_run_block, percent, performance_blocks, poison_cost_block, sweeps_blocks
 from .blocks import planned, write_pages
 from .notebook import BLOCK_KEY
-
-ROOT = Path(__file__).resolve().parent.parent
+from .notebook import REPO_ROOT as ROOT
 
 
 def notebook_table(root: Path, notebook: str, block: str) -> str:
@@ -30,10 +30,6 @@ def notebook_table(root: Path, notebook: str, block: str) -> str:
     raise ValueError(f"notebooks/{notebook} has no output tagged {block!r}: run it (class mode) and commit it")
 
 
-def _pct(x: float, digits: int = 2) -> str:
-    return f"{100 * x:.{digits}f} %"
-
-
 def release_recipes(root: Path) -> str:
     """How each shipped model was trained, and what its backdoor costs against the clean model of its dataset."""
     entries = json.loads((root / "checkpoints" / "MANIFEST.json").read_text(encoding="utf-8"))["checkpoints"]
@@ -43,7 +39,7 @@ def release_recipes(root: Path) -> str:
     for name, e in sorted(entries.items(), key=lambda kv: (kv[1]["dataset"], kv[1]["attack"] == "none", kv[0])):
         poisons = "none" if e["attack"] == "none" else {"add": "added copies", "replace": "replaced"}[e["poison_mode"]]
         delta = "—" if e["attack"] == "none" else f"{100 * (e['tca'] - clean[e['dataset']]):+.2f} points"
-        lines.append(f"| `{name}` | {e['epochs']} | {e['lr']:g} | {poisons} | {_pct(e['tca'])} | {delta} |")
+        lines.append(f"| `{name}` | {e['epochs']} | {e['lr']:g} | {poisons} | {percent(e['tca'])} | {delta} |")
     return "\n".join(lines)
 
 
@@ -54,20 +50,18 @@ def attack_variants(root: Path) -> str:
     lines = [f"Full MNIST, 10 % poisoned, target 1, {b['epochs']} epochs, peak lr {b['lr']:g} "
              "(`results/attack_variants.json`, notebook 06's full run):", "",
              "| attack variant | clean accuracy | ASR |", "|---|---|---|"]  # fmt: skip
-    lines += [f"| {r['name']} | {_pct(r['tca'])} | {_pct(r['asr'])} |" for r in data["variants"]]
+    lines += [f"| {r['name']} | {percent(r['tca'])} | {percent(r['asr'])} |" for r in data["variants"]]
     for title, key, label in (("Trigger size (white square, bottom-right)", "size",
                                lambda r: f"{r['size']}×{r['size']}"),
                               ("Trigger position (5×5 white square)", "position", lambda r: r["name"]),
                               ("Where a single white pixel sits", "pixel_position",
                                lambda r: "({}, {})".format(*r["position"]))):  # fmt: skip
         rows = sorted(data[key], key=lambda r: r.get("size", 0))
-        lines += ["", f"{title}: " + ", ".join(f"{label(r)} {_pct(r['asr'])}" for r in rows) + " ASR."]
+        lines += ["", f"{title}: " + ", ".join(f"{label(r)} {percent(r['asr'])}" for r in rows) + " ASR."]
     return "\n".join(lines)
 
 
 def results_blocks(root: Path) -> dict[str, str]:
-    from .benchmark_tables import poison_cost_block
-
     return {
         "release-recipes": release_recipes(root),
         "poison-cost": poison_cost_block(root),
@@ -77,26 +71,15 @@ def results_blocks(root: Path) -> dict[str, str]:
     }
 
 
-def _benchmark(name: str) -> Callable[[Path], dict[str, str]]:
-    def blocks(root: Path) -> dict[str, str]:
-        from . import benchmark_tables
-
-        return getattr(benchmark_tables, name)(root)
-
-    return blocks
-
-
 def _default_run(root: Path) -> dict[str, str]:
-    from .benchmark_tables import default_run_block
-
     return {"default-run": default_run_block(root)}
 
 
 # page -> the function that renders its blocks
 PAGES: dict[str, Callable[[Path], dict[str, str]]] = {
     "docs/results.md": results_blocks,
-    "docs/performance.md": _benchmark("performance_blocks"),
-    "docs/sweeps.md": _benchmark("sweeps_blocks"),
+    "docs/performance.md": performance_blocks,
+    "docs/sweeps.md": sweeps_blocks,
     "README.md": _default_run,
     "docs/index.md": _default_run,
 }
@@ -107,8 +90,7 @@ def rendered(root: Path = ROOT) -> dict[Path, dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m badnets_utils pages", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = Parser(prog="badnets pages", description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("--check", action="store_true", help="write nothing; list the stale pages and exit 1 if any")
     args = p.parse_args(argv)
     try:

@@ -169,11 +169,11 @@ def measure(root: Path, paths: list[Path], modes: list[str], write_outputs: bool
     here = {"machine": machine(), "date": datetime.date.today().isoformat()}
     for path in paths:
         for mode in modes:
-            data.setdefault("measured", {})[mode] = here
             print(f"{path.name} [{mode}] ...", end=" ", flush=True)
             seconds = run_notebook(path, mode, write_outputs=write_outputs and mode == "class")
             print(f"{seconds:.1f} s", flush=True)
             data["notebooks"].setdefault(path.stem, {})[mode] = round(seconds, 1)
+            data.setdefault("measured", {})[mode] = here
             atomic_write_text(root / JSON_FILE, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return data
 

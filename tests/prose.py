@@ -222,9 +222,6 @@ def evidence_of_files(paths: list[Path]) -> set[str]:
 
 
 def paper_values() -> set[float]:
-    import sys
-
-    sys.path.insert(0, str(ROOT))
     from badnets_utils.paper import PAPER
 
     values: set[float] = set()

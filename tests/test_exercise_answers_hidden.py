@@ -79,17 +79,14 @@ def test_shows_reads_printed_forms():
 def test_a_sealed_answer_reads_back():
     shown = []
 
-    class Shell:  # a kernel's shell: the check displays its hint with the sealed answer
-        pass
-
     import IPython.display
 
-    original, exercises._ipython = exercises._ipython, lambda: Shell()
+    original, exercises.in_notebook = exercises.in_notebook, lambda: True  # a kernel: the hint is displayed
     real_display, IPython.display.display = IPython.display.display, lambda data, **kw: shown.append((data, kw))
     try:
         exercises.check_poison_count(None, n=60_000, rate=0.0025)
     finally:
-        exercises._ipython, IPython.display.display = original, real_display
+        exercises.in_notebook, IPython.display.display = original, real_display
     seal = shown[0][1]["metadata"][exercises.ANSWER_KEY]
     assert seal["key"] == "02-1" and exercises.unseal_answer("02-1", seal["sealed"]) == [150.0]
     assert "150" not in seal["sealed"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import prose
 import pytest
 
@@ -17,7 +19,7 @@ def notebook_seconds(path, nb) -> set[float]:
     seconds = set()
     for cell in nb["cells"]:
         seconds |= prose.durations_in(prose.outputs_text(cell) if cell["cell_type"] == "code" else "")
-    times = prose.json.loads(TIMES.read_text(encoding="utf-8"))["notebooks"].get(path.stem, {})
+    times = json.loads(TIMES.read_text(encoding="utf-8"))["notebooks"].get(path.stem, {})
     return seconds | set(times.values())
 
 
