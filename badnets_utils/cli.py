@@ -16,7 +16,7 @@ from pathlib import Path
 from .allocator import tune_allocator
 from .argparsing import Parser, exit_status
 from .checkpoints import CheckpointError, load_checkpoint
-from .data import DATASETS, DatasetNotFoundError, canonical_name, download_dataset
+from .data import DATASETS, DatasetNotFoundError, canonical_name, default_runs_dir, download_dataset
 from .experiment import (
     Attack,
     Budget,
@@ -28,11 +28,13 @@ from .experiment import (
     output_paths,
     prepare,
     save_run,
+    saved_model_note,
 )
 from .experiment import run as run_experiment
+from .files import PROJECT_MANIFEST, shown_here
 from .metrics import ASR_UNDEFINED, classification_report, format_rate
 from .poison import ATTACKS, POISON_MODES
-from .train import LOSSES, OPTIMIZERS, select_device
+from .train import LOSSES, OPTIMIZERS, epoch_summary, select_device
 
 # subcommand -> (module, function taking argv and returning an exit code); imported only when used
 SUBCOMMANDS = {
@@ -57,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--dataset", default=ATTACK.dataset, help=f"{', '.join(DATASETS)} (any case)")
     a("--nb_classes", type=int, default=None, help="number of classes (default: the dataset's)")
     a("--load_local", action="store_true", help="evaluate a saved checkpoint instead of training")
-    a("--checkpoint", default=None, help="checkpoint for --load_local (default: checkpoints/badnet-<DATASET>.pth, "
-      "the verified shipped one)")  # fmt: skip
+    a("--checkpoint", default=None, help="checkpoint for --load_local (default: the checkout's "
+      "checkpoints/badnet-<DATASET>.pth, the verified shipped one)")  # fmt: skip
     a("--manifest", default=None, help="a MANIFEST.json you trust, to verify a --checkpoint that the project's "
       "manifest does not list")  # fmt: skip
     a("--loss", default=BUDGET.loss, help=f"{' or '.join(LOSSES)} (mse: softmax vs one-hot)")
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
       "place (the popular scripts); add appends triggered copies (the paper)")  # fmt: skip
     a("--train_limit", type=int, default=None, help="use a random subset of this many training images")
     a("--test_limit", type=int, default=None, help="use a random subset of this many test images")
-    a("--output_dir", default="runs", help="where checkpoints/ and logs/ of a training run go")
+    a("--output_dir", default=str(default_runs_dir()), help="where checkpoints/ and logs/ of a training run go: "
+      "the checkout's runs/, from whichever folder you run (./runs for an installed package)")  # fmt: skip
     a("--no_progress", action="store_true", help="no progress bars")
     return p
 
@@ -135,7 +138,7 @@ def train_command(argv: list[str]) -> int:
     attack, budget = attack_from_args(args), budget_from_args(args)
     model = None
     if args.load_local:  # check the checkpoint before loading any data
-        path = Path(args.checkpoint or Path("checkpoints") / output_paths(attack, "")[0].name)
+        path = Path(args.checkpoint or PROJECT_MANIFEST.parent / output_paths(attack, "")[0].name)
         model, config = load_checkpoint(path, attack.dataset, manifest=args.manifest)
         trusted = "the project's manifest" if args.manifest is None else args.manifest
         how = f"verified against {trusted}" if config["verified"] else "unverified"
@@ -145,7 +148,7 @@ def train_command(argv: list[str]) -> int:
             print(note)
     else:
         build_trigger(attack)  # a bad trigger file is reported before the output folder is made
-        check_output(attack, args.output_dir)  # before any data is loaded or trained on
+        ckpt, log = check_output(attack, args.output_dir)  # before any data is loaded or trained on
     setup = prepare(attack, budget, data_root=args.data_path, download=args.download)
     k, n = len(setup.train.poison_indices), setup.train_size
     if k == 0 and attack.rate and model is None:
@@ -155,15 +158,19 @@ def train_command(argv: list[str]) -> int:
     print(f"Poison {k} over {n} samples (poisoning rate {attack.rate}){added}")
     print(f"Device: {select_device(budget.device)}")
     if model is None:
+        print(f"Will save {shown_here(ckpt)} and {shown_here(log)}")
+        earlier = saved_model_note(ckpt)  # never replace another run's model without a word
+        if earlier:
+            where = shown_here(ckpt)
+            print(f"note: {where} holds {earlier}; this run will replace it (use --output_dir to keep both)")
         print(f"Start training for {budget.epochs} epochs")
 
         def report(row: dict) -> None:
-            print(f"# EPOCH {row['epoch']}   loss: {row['train_loss']:.4f} Test Acc: {row['clean_acc']:.4f}, "
-                  f"ASR: {row['asr']:.4f}  ({row['seconds']:.1f} s)", flush=True)  # fmt: skip
+            print(epoch_summary(row, budget.epochs), flush=True)
 
         result = run_experiment(attack, budget, setup=setup, progress=not args.no_progress, on_epoch=report)
         ckpt, log = save_run(result, args.output_dir)
-        print(f"Saved {ckpt} and {log}")
+        print(f"Saved {shown_here(ckpt)} and {shown_here(log)}")
         metrics = {"tca": result.tca, "asr": result.asr, "clean": result.clean}
     else:
         metrics = final_metrics(model, setup, budget.loss)

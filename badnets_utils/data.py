@@ -8,13 +8,14 @@ import importlib
 import math
 import os
 import pickle
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .files import InputError, input_path, open_input
+from .files import InputError, _missing_ancestors, input_path, open_input
 
 DATASETS: dict[str, dict] = {
     "MNIST": {
@@ -135,12 +136,23 @@ def canonical_name(name: str) -> str:
     raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)} (any case, '-' or '_' allowed)")
 
 
+def is_checkout(home: Path = PACKAGE_HOME) -> bool:
+    """True when ``home`` (the folder holding ``badnets_utils``) is a checkout or a classroom copy, not an
+    installed package's site-packages."""
+    return (home / "notebooks").is_dir() or (home / "student").is_dir() or (home / "pyproject.toml").is_file()
+
+
 def default_data_root(home: Path = PACKAGE_HOME) -> Path:
     """``data/`` of the checkout (or classroom copy) this ``badnets_utils`` belongs to, wherever the code runs from:
     the CLI in the repository root and a notebook in ``notebooks/`` share one folder. An installed package (no
     checkout around it) uses ``./data``."""
-    checkout = (home / "notebooks").is_dir() or (home / "student").is_dir() or (home / "pyproject.toml").is_file()
-    return home / "data" if checkout else Path("data").absolute()
+    return home / "data" if is_checkout(home) else Path("data").absolute()
+
+
+def default_runs_dir(home: Path = PACKAGE_HOME) -> Path:
+    """``runs/`` of the checkout, found as ``default_data_root`` finds ``data/``: where the CLI's training runs and
+    the notebooks write, whichever folder they run from. An installed package uses ``./runs``."""
+    return home / "runs" if is_checkout(home) else Path("runs").absolute()
 
 
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
@@ -156,12 +168,26 @@ def dataset_folder(name: str, root: str | os.PathLike | None = None) -> Path:
     return root / CIFAR_FOLDER if name == "CIFAR10" else root / name / "raw"
 
 
-def _missing(name: str, root: Path, why: str) -> DatasetNotFoundError:
+def _file_names(name: str) -> list[str]:
+    """The files of a dataset's folder in torchvision's layout (``dataset_folder``)."""
+    if name == "CIFAR10":
+        return [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+    return [_idx_name(train, kind) for train in (True, False) for kind in IDX_MAGIC]
+
+
+def _missing(name: str, root: Path, why: str, download_failed: bool = False) -> DatasetNotFoundError:
+    """Where the dataset was looked for, why it is not there, and how to get it: the ``download`` command when no
+    download was tried; after a failed one (no internet), copying the files by hand."""
+    folder = dataset_folder(name, root).resolve()
+    inside = dataset_folder(name, root).relative_to(resolve_data_root(root)).as_posix()  # MNIST/raw, cifar-10-…
+    by_hand = (f"copy {name}'s files ({', '.join(_file_names(name))}) into {folder} (torchvision's layout), or point "
+               f"--data_path / ${DATA_ENV} at a data root with them in {inside}/")  # fmt: skip
+    if download_failed:
+        return DatasetNotFoundError(f"{name} not found in {folder} and its download failed ({why}). Without "
+                                    f"internet, {by_hand}.")  # fmt: skip
     return DatasetNotFoundError(
-        f"{name} not found: looked in {dataset_folder(name, root).resolve()} ({why}). "
-        f"Get it with `python -m badnets_utils download --dataset {name} --data_path {root}` "
-        f"(needs internet), or point --data_path / ${DATA_ENV} at a folder holding "
-        f"torchvision's {name} layout."
+        f"{name} not found: looked in {folder} ({why}). Get it with `python -m badnets_utils download --dataset "
+        f"{name} --data_path {root}` (needs internet), or {by_hand}."
     )
 
 
@@ -171,20 +197,54 @@ def _corrupt(name: str, path: Path, why: str) -> DatasetCorruptError:
 
 def _first_line(err: BaseException) -> str:
     """An error in one line; a first line that only announces what follows ("Error downloading x.gz:", as
-    torchvision's) gets the last line's reason after it."""
+    torchvision's) gets the last reason below it ("no reason given" when every line below announces too)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if not lines:
         return type(err).__name__
-    return f"{lines[0]} {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    if not lines[0].endswith(":"):
+        return lines[0]
+    reasons = [line for line in lines[1:] if not line.endswith(":")]
+    return f"{lines[0]} {reasons[-1] if reasons else 'no reason given'}"
+
+
+def _download_reason(err: BaseException) -> str:
+    """Why a torchvision download failed, in one line: ``train-images-idx3-ubyte.gz: [Errno -2] Name or service not
+    known`` (urllib's ``<urlopen error …>`` wrapper and torchvision's "Error downloading" dropped)."""
+    line = _first_line(err).removeprefix("Error downloading ")
+    return re.sub(r"<urlopen error (.*)>", r"\1", line)
+
+
+def _fetch(name: str, root: Path, train: bool, needed: list[Path]) -> None:
+    """torchvision's download of a split into ``root`` (its mirrors, md5 check, extraction). When it fails and
+    ``needed`` files are still missing: the folders it created and left empty are removed (none other), and a
+    DatasetNotFoundError gives the reason and how to get the files by hand."""
+    created = _missing_ancestors(dataset_folder(name, root).absolute())
+    try:
+        _torchvision_class(name)(root=str(root), train=train, download=True)
+    except Exception as err:  # RuntimeError / URLError / OSError, or a bad file it just fetched
+        if all(f.exists() for f in needed):
+            return
+        for folder in created:  # deepest first; one that holds anything (a partial download) stops the removal
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                break
+        raise _missing(name, root, _download_reason(err), download_failed=True) from None
 
 
 # ----------------------------------------------------------------------------- MNIST, Fashion-MNIST (idx files)
 
 
+def _idx_name(train: bool, kind: str) -> str:
+    """torchvision's name of an idx file: train-images-idx3-ubyte, t10k-labels-idx1-ubyte ..."""
+    return f"{'train' if train else 't10k'}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+
+
 def _idx_files(name: str, root: Path, train: bool) -> dict[str, Path]:
-    prefix = "train" if train else "t10k"
     folder = dataset_folder(name, root)
-    return {kind: folder / f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte" for kind in IDX_MAGIC}
+    return {kind: folder / _idx_name(train, kind) for kind in IDX_MAGIC}
 
 
 IDX_LIMITS = {"images": 60_000 * 28 * 28, "labels": 60_000}  # the largest split: nothing bigger is allocated
@@ -255,11 +315,7 @@ def _load_idx(name: str, root: Path, train: bool, download: bool) -> tuple[torch
     files = _idx_files(name, root, train)
     every = [*_idx_files(name, root, True).values(), *_idx_files(name, root, False).values()]
     if download and not all(f.exists() for f in every):
-        try:  # torchvision tries its mirrors, checks the md5 and unzips
-            _torchvision_class(name)(root=str(root), train=train, download=True)
-        except Exception as err:  # RuntimeError / URLError / OSError, or a bad file it just fetched
-            if not all(f.exists() for f in files.values()):
-                raise _missing(name, root, "download failed: " + _first_line(err)) from None
+        _fetch(name, root, train, list(files.values()))
     missing = [f.name for f in files.values() if not input_path(f, f"{name} file", missing_ok=True).exists()]
     if missing:
         raise _missing(name, root, f"missing {', '.join(missing)}")
@@ -390,11 +446,7 @@ def _load_cifar10(root: Path, train: bool, download: bool) -> tuple[torch.Tensor
     folder = dataset_folder("CIFAR10", root)
     files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     if download and not all((folder / f).exists() for f in files):
-        try:  # torchvision downloads, checks the md5 and extracts
-            _torchvision_class("CIFAR10")(root=str(root), train=train, download=True)
-        except Exception as err:
-            if not all((folder / f).exists() for f in files):
-                raise _missing("CIFAR10", root, "download failed: " + _first_line(err)) from None
+        _fetch("CIFAR10", root, train, [folder / f for f in files])
     missing = [f for f in files if not input_path(folder / f, "CIFAR10 file", missing_ok=True).exists()]
     if missing:
         raise _missing("CIFAR10", root, f"missing {', '.join(missing)}")

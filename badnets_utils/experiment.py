@@ -35,6 +35,7 @@ import torch
 from .checkpoints import CheckpointError, checkpoint_name, read_config, run_tag, save_checkpoint
 from .data import DATASETS, ImageData, canonical_name, load_splits, random_subset
 from .files import check_output_dir, input_path, shown
+from .metrics import format_rate
 from .models import BadNet, build_model
 from .parallel import run_all
 from .poison import (
@@ -457,6 +458,28 @@ def check_output(attack: Attack, output_dir: str | Path) -> tuple[Path, Path]:
     ckpt, log = output_paths(attack, output_dir)
     check_output_dir(output_dir, targets=[ckpt.relative_to(output_dir), log.relative_to(output_dir)])
     return ckpt, log
+
+
+def saved_model_note(path: str | Path) -> str | None:
+    """What a save to ``path`` would replace, in words, for the notice before it is replaced (the CLI, notebook 03):
+    ``a model saved 2026-12-07 14:03 (TCA 0.9929, ASR 1.0000, 4 epochs)``; None when nothing is there. Only the
+    checkpoint's config is read (``checkpoints.read_config``: bounded, no weights loaded)."""
+    path = Path(path)
+    try:
+        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"a file that cannot be read ({err.strerror or type(err).__name__})"
+    try:
+        config = read_config(path)
+    except CheckpointError:
+        return f"a file saved {saved} that is not a readable checkpoint"
+    facts = [f"{label} {format_rate(config[key])}" for key, label in (("tca", "TCA"), ("asr", "ASR"))
+             if isinstance(config.get(key), (int, float)) and not isinstance(config[key], bool)]  # fmt: skip
+    if isinstance(config.get("epochs"), int) and not isinstance(config["epochs"], bool):
+        facts.append(f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}")
+    return f"a model saved {saved}" + (f" ({', '.join(facts)})" if facts else "")
 
 
 class SaveError(ValueError):

@@ -59,6 +59,12 @@ def shown(path: str | os.PathLike, limit: int = 100) -> str:
     return text if len(text) <= limit else f"{text[: limit - 30]}…{text[-29:]} ({len(text)} characters)"
 
 
+def shown_here(path: str | os.PathLike) -> str:
+    """``shown``, as the path can be typed from here: relative to the working folder when below it, else in full."""
+    path, here = Path(path).absolute(), Path.cwd()
+    return shown(path.relative_to(here) if path.is_relative_to(here) else path)
+
+
 def _kind(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import resolve_data_root
+from .data import default_runs_dir, resolve_data_root
 from .files import sha256_file, shipped_files
 from .train import select_device
 
@@ -54,7 +54,7 @@ class NotebookConfig:
     seed: int
     repo_root: Path
     data_root: Path  # $BADNETS_DATA, else the checkout's data/ (data.resolve_data_root: the one rule)
-    runs_dir: Path  # where notebooks write (runs/ or runs/quick/), git-ignored
+    runs_dir: Path  # where notebooks write: the checkout's runs/ (data.default_runs_dir) or runs/quick/
     checkpoint_dir: Path  # the shipped, verified checkpoints
     trigger_dir: Path
 
@@ -81,7 +81,7 @@ def setup(
     quick = is_quick() if quick is None else bool(quick)
     retrain = bool(retrain) or _env_flag(RETRAIN_ENV)
     data_root = resolve_data_root()
-    runs = REPO_ROOT / "runs" / ("quick" if quick else "")
+    runs = default_runs_dir() / ("quick" if quick else "")  # the CLI's default --output_dir: one runs/ per checkout
     runs.mkdir(parents=True, exist_ok=True)
     cfg = NotebookConfig(
         quick=quick,

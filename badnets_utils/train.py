@@ -31,6 +31,20 @@ _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone here changes i
 HISTORY_FIELDS = ("epoch", "train_loss", "clean_acc", "clean_loss", "asr", "asr_loss", "seconds")
 
 
+def epoch_label(epoch: int, epochs: int) -> str:
+    """An epoch as a person reads it, counted from 1: ``epoch 1/4`` for a history row's ``epoch`` 0 of 4. (The CSV
+    logs keep the 0-based ``epoch`` column of the original scripts' logs.)"""
+    return f"epoch {epoch + 1}/{epochs}"
+
+
+def epoch_summary(row: dict, epochs: int) -> str:
+    """A history row as printed after its epoch (the CLI, notebook 03):
+    ``epoch 1/4  loss 0.4546  clean acc 0.9777  ASR 0.9995  (10.9 s)``; a score without its test set is left out."""
+    scores = [f"{label} {row[key]:.4f}" for key, label in (("train_loss", "loss"), ("clean_acc", "clean acc"),
+                                                            ("asr", "ASR")) if row.get(key) is not None]  # fmt: skip
+    return "  ".join([epoch_label(row["epoch"], epochs), *scores, f"({row['seconds']:.1f} s)"])
+
+
 class TrainingDivergedError(ValueError):
     """The training loss or the weights became NaN or infinite (the learning rate is too high, usually)."""
 
@@ -350,7 +364,7 @@ def _train_epoch(run: _Run, epoch: int, epochs: int) -> float:
     perm = torch.randperm(len(run.x), generator=run.generator).to(run.x.device)
     steps = (len(run.x) + run.batch_size - 1) // run.batch_size
     running, seen = torch.zeros((), device=run.x.device), 0
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not run.progress, leave=False)
+    bar = tqdm(range(steps), desc=epoch_label(epoch, epochs), disable=not run.progress, leave=False)
     for step in bar:
         idx = perm[step * run.batch_size : (step + 1) * run.batch_size]
         with _autocast(run.x.device):

@@ -22,6 +22,7 @@ from . import plots
 from .canvas import PRESETS, TriggerCanvas, hex_color
 from .data import DATASETS, ImageData, canonical_name, load_dataset
 from .experiment import Attack, Budget, Result, run
+from .train import epoch_label
 from .triggers import POSITIONS, apply_trigger
 
 CUSTOM = "custom (row, col)"
@@ -132,9 +133,8 @@ class TriggerPainter:
         self._progress(0, epochs + 1, "loading the data and poisoning it ...")
 
         def on_epoch(row: dict) -> None:
-            done = row["epoch"] + 1
-            self._progress(done, epochs + 1, f"epoch {done}/{epochs}: clean accuracy {row['clean_acc']:.3f}, "
-                                             f"ASR {row['asr']:.3f}")  # fmt: skip
+            self._progress(row["epoch"] + 1, epochs + 1, f"{epoch_label(row['epoch'], epochs)}: clean accuracy "
+                                                         f"{row['clean_acc']:.3f}, ASR {row['asr']:.3f}")  # fmt: skip
 
         start = time.perf_counter()
         result = run(attack, budget, data_root=self.data_root, download=self.download, progress=False,

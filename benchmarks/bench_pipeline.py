@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None):
     wall = time.perf_counter() - start
     out = buf.getvalue()
     assert code == 0, out
-    epochs = len(re.findall(r"# EPOCH", out))
+    epochs = len(re.findall(r"^epoch \d+/\d+ ", out, flags=re.M))
     tca = float(re.search(r"TCA\): ([\d.]+)", out).group(1))
     asr = float(re.search(r"ASR\): ([\d.]+)", out).group(1))
     epoch_seconds = [float(s) for s in re.findall(r"\(([\d.]+) s\)", out)]

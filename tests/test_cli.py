@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -34,16 +35,19 @@ def test_end_to_end_on_real_mnist(mnist_root, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["--data_path", str(mnist_root), "--output_dir", "out", *QUICK], capsys)
     assert code == 0, err
     assert "Poison 1000 over 10000 samples (poisoning rate 0.1)" in out
-    assert out.count("# EPOCH") == 3 and "precision" in out
+    assert "Will save out/checkpoints/badnet-MNIST.pth and out/logs/MNIST_trigger1.csv" in out and "note:" not in out
+    epochs = re.findall(r"^epoch (\d)/3  loss [\d.]+  clean acc [\d.]+  ASR [\d.]+  \([\d.]+ s\)$", out, re.M)
+    assert epochs == ["1", "2", "3"] and "precision" in out  # printed from 1 ...
     tca = float(out.split("Test Clean Accuracy(TCA): ")[1].split()[0])
     asr = float(out.split("Attack Success Rate(ASR): ")[1].split()[0])
     assert tca > 0.95 and asr > 0.97, out
     history = load_history(tmp_path / "out" / "logs" / "MNIST_trigger1.csv")
     assert len(history) == 3 and history[-1]["asr"] == pytest.approx(asr, abs=1e-4)
+    assert [row["epoch"] for row in history] == [0, 1, 2]  # ... while the CSV's column counts from 0, as the original's
     ckpt = tmp_path / "out" / "checkpoints" / "badnet-MNIST.pth"
     code, out, err = run_cli(["--data_path", str(mnist_root), "--load_local", "--checkpoint", str(ckpt),
                               "--test_limit", "2000", "--train_limit", "100"], capsys)  # fmt: skip
-    assert code == 0 and "unverified" in err and "# EPOCH" not in out
+    assert code == 0 and "unverified" in err and "epoch 1/" not in out and "Will save" not in out
     assert f"Attack Success Rate(ASR): {asr:.4f}" in out
 
 
@@ -99,11 +103,9 @@ def test_cifar10_fixture_through_the_cli(cifar_root, tmp_path, capsys):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
-    import re
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "missing").mkdir()
-    code, out, err = run_cli(["--data_path", str(tmp_path / "no_data"), *args], capsys)
+    code, out, err = run_cli(["--data_path", str(tmp_path / "no_data"), "--output_dir", "runs", *args], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
     assert not (tmp_path / "runs").exists()  # nothing half-written
@@ -112,7 +114,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, monke
 def test_unreadable_trigger_and_corrupt_or_tampered_checkpoint(capsys, tmp_path, mnist_root):
     bad = tmp_path / "bad.png"
     bad.write_text("not a png")
-    code, _, err = run_cli(["--trigger_path", str(bad), "--data_path", str(mnist_root)], capsys)
+    code, _, err = run_cli(["--trigger_path", str(bad), "--data_path", str(mnist_root), "--output_dir",
+                            str(tmp_path / "runs")], capsys)  # fmt: skip
     assert code == 2 and "cannot read trigger image" in err
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"\x00" * 64)
@@ -133,7 +136,8 @@ def test_argparse_errors_are_one_line_too(capsys):
 
 
 def test_missing_data_is_a_clear_error(capsys, tmp_path):
-    code, _, err = run_cli(["--data_path", str(tmp_path / "nothing"), "--no_progress"], capsys)
+    args = ["--data_path", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "runs"), "--no_progress"]
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and "MNIST not found" in err and "download" in err
 
 

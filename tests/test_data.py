@@ -1,5 +1,6 @@
 import os
 import pickle
+import re
 import subprocess
 import sys
 import urllib.error
@@ -179,9 +180,75 @@ def test_ensure_dataset_offline_says_where_and_how(tmp_path):
     with offline_mirror(empty_source, tmp_path / "mirror"), pytest.raises(DatasetNotFoundError) as err:
         data.ensure_dataset("fashion-mnist", tmp_path / "root")
     msg = str(err.value)
-    assert "download failed" in msg and str(tmp_path / "root" / "FashionMNIST" / "raw") in msg
-    assert "python -m badnets_utils download --dataset FashionMNIST --data_path" in msg and "$BADNETS_DATA" in msg
+    folder = tmp_path / "root" / "FashionMNIST" / "raw"
+    assert "download failed (train-images-idx3-ubyte.gz: HTTP Error 404: File not found)" in msg
+    assert "copy FashionMNIST's files (train-images-idx3-ubyte, " in msg and f"into {folder} (torchvision's" in msg
+    assert "$BADNETS_DATA" in msg and "python -m badnets_utils download" not in msg  # it just failed: no use
     assert "\n" not in msg
+    assert not (tmp_path / "root").exists()  # the folders the failed download made are gone
+
+
+# ----------------------------------------------------------------------------- downloads with no network
+
+
+@pytest.fixture
+def unreachable_mirror(monkeypatch):
+    """torchvision's MNIST mirror is a closed port of 127.0.0.1: every download is refused, as with no network."""
+    import socket
+
+    import torchvision.datasets as tvd
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "127.0.0.1")
+
+
+def test_a_failed_download_removes_only_the_empty_folders_it_made(tmp_path, unreachable_mirror):
+    with pytest.raises(DatasetNotFoundError, match=r"download failed \(train-images-idx3-ubyte.gz: .*refused\)"):
+        data.ensure_dataset("MNIST", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "old" / "MNIST" / "processed"
+    kept.mkdir(parents=True)
+    (tmp_path / "old" / "MNIST" / "raw").mkdir()  # there before: not the download's to remove
+    with pytest.raises(DatasetNotFoundError):
+        data.ensure_dataset("MNIST", tmp_path / "old")
+    assert kept.is_dir() and (tmp_path / "old" / "MNIST" / "raw").is_dir()
+
+
+def test_download_command_offline_says_how_to_get_the_files(tmp_path, unreachable_mirror, capsys):
+    from badnets_utils.cli import main
+
+    root = tmp_path / "x"
+    assert main(["download", "--dataset", "MNIST", "--data_path", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"badnets: error: MNIST not found in {root / 'MNIST' / 'raw'} ")
+    assert re.search(r"download failed \(train-images-idx3-ubyte.gz: \[Errno \d+\] Connection refused\)", err)  # why
+    assert "badnets_utils download" not in err  # the command that failed is not recommended again
+    assert "copy MNIST's files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " in err
+    assert "$BADNETS_DATA" in err and not root.exists()
+
+
+def test_training_with_download_offline_gives_the_reason(tmp_path, unreachable_mirror, capsys):
+    from badnets_utils.cli import main
+
+    root = tmp_path / "y"
+    root.mkdir()  # an existing, empty data root is kept; only MNIST/raw, made by the download, goes
+    argv = ["--dataset", "MNIST", "--data_path", str(root), "--download", "--output_dir", str(tmp_path / "runs")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Connection refused" in err and f"into {root / 'MNIST' / 'raw'}" in err
+    assert list(root.iterdir()) == []
+
+
+def test_a_missing_dataset_without_download_points_at_the_command(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("MNIST", root=tmp_path)
+    msg = str(err.value)
+    assert f"`python -m badnets_utils download --dataset MNIST --data_path {tmp_path}` (needs internet)" in msg
+    assert "copy MNIST's files (" in msg and not (tmp_path / "MNIST").exists()
 
 
 def test_offline_mirror_restores_torchvision(tmp_path):
@@ -332,3 +399,5 @@ def test_a_download_error_keeps_its_reason():
     line = _first_line(torchvision_style)
     assert line.startswith("Error downloading train-images-idx3-ubyte.gz:") and "name resolution" in line
     assert _first_line(OSError("disk full")) == "disk full" and _first_line(ValueError()) == "ValueError"
+    empty = RuntimeError("Error downloading t10k-labels-idx1-ubyte.gz:\nTried http://a/, got:\n\n")
+    assert _first_line(empty) == "Error downloading t10k-labels-idx1-ubyte.gz: no reason given"
