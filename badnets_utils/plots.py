@@ -268,17 +268,28 @@ def prediction_grid(
     return image_grid(images, titles, ncols=ncols, title=title, title_colors=colors)
 
 
-def _symlog_x(ax, values: Sequence[float]) -> None:
-    """A symmetric-log x axis (so 0 fits) with ticks at 0 and at the powers of ten of the data."""
-    positive = [v for v in values if v > 0]
+FEW_TICKS = 6  # a rate axis with at most this many distinct values has a tick at each
+
+
+def _rate_axis(ax, values: Sequence[float]) -> None:
+    """The x axis of rates or counts: symmetric-log when the positive values span a decade or more (so 0 fits, one
+    linear step left of the smallest), else linear; a tick at each value when there are few, else at 0 and the
+    powers of ten."""
+    distinct = sorted({float(v) for v in values})
+    positive = [v for v in distinct if v > 0]
     if not positive:
         return
-    ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
-    lo, hi = math.ceil(math.log10(min(positive))), math.floor(math.log10(max(positive)))
-    ticks = [0.0] if min(values) <= 0 else []
-    ticks += [10.0**e for e in range(lo, hi + 1)]
-    ax.set_xticks(ticks, ["0" if t == 0 else f"$10^{{{round(math.log10(t))}}}$" for t in ticks])
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    decades = positive[-1] / positive[0] >= 10
+    if decades:
+        ax.set_xscale("symlog", linthresh=positive[0], linscale=0.5)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    if len(distinct) <= FEW_TICKS:
+        ax.set_xticks(distinct, [f"{v:g}" for v in distinct])
+    elif decades:
+        lo, hi = math.ceil(math.log10(positive[0])), math.floor(math.log10(positive[-1]))
+        ticks = [0.0] if distinct[0] <= 0 else []
+        ticks += [10.0**e for e in range(lo, hi + 1)]
+        ax.set_xticks(ticks, ["0" if t == 0 else f"$10^{{{round(math.log10(t))}}}$" for t in ticks])
 
 
 def asr_vs_rate(
@@ -289,27 +300,42 @@ def asr_vs_rate(
     tca_std: Sequence[float] | None = None,
     counts: Sequence[float] | None = None,
     title: str = "Attack success rate vs poisoning rate",
+    size: tuple[float, float] | None = None,
+    ax=None,
 ) -> Figure:
-    """ASR and clean accuracy (in %) against the poisoning rate (symlog axis, so 0 fits); with
-    ``counts``, a second panel plots them against the absolute number of poisoned images."""
+    """ASR and clean accuracy (in %) against the poisoning rate, with error bars when the standard deviations are
+    given; the axis is symmetric-log when the rates span decades (so 0 fits). With ``counts``, a second panel plots
+    them against the absolute number of poisoned images.
+
+    ``size``: the figure's (width, height) in inches (default 4.6 × 3.4 a panel). ``ax``: draw into this axes of an
+    existing figure instead (one panel of a larger figure, ``title`` as its title; no ``counts``), and return that
+    figure."""
+    if ax is not None and counts is not None:
+        raise ValueError("asr_vs_rate: counts need a second panel; allowed with ax: counts=None")
     panels = [("poisoning rate (fraction of the training set)", list(rates))]
     if counts is not None:
         panels.append(("poisoned training images (count)", list(counts)))
-    fig = new_figure(4.6 * len(panels), 3.4)
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    if ax is None:
+        fig = new_figure(*(size or (4.6 * len(panels), 3.4)))
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    else:
+        fig, axes = ax.figure, [ax]
     asr = 100 * np.asarray(asr_mean, dtype=float)
     tca = 100 * np.asarray(tca_mean, dtype=float)
     asr_err = None if asr_std is None else 100 * np.asarray(asr_std, dtype=float)
     tca_err = None if tca_std is None else 100 * np.asarray(tca_std, dtype=float)
-    for ax, (xlabel, x) in zip(axes, panels, strict=True):
-        ax.errorbar(x, asr, yerr=asr_err, fmt="o-", color=BAD, capsize=3, label="attack success rate (ASR)")
-        ax.errorbar(x, tca, yerr=tca_err, fmt="s--", color=GOOD, capsize=3, label="clean accuracy (TCA)")
-        _symlog_x(ax, x)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("percent of test images (%)")
-        ax.set_ylim(-3, 103)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=11, loc="center right")
+    for axis, (xlabel, x) in zip(axes, panels, strict=True):
+        axis.errorbar(x, asr, yerr=asr_err, fmt="o-", color=BAD, capsize=3, label="attack success rate (ASR)")
+        axis.errorbar(x, tca, yerr=tca_err, fmt="s--", color=GOOD, capsize=3, label="clean accuracy (TCA)")
+        _rate_axis(axis, x)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel("percent of test images (%)")
+        axis.set_ylim(-3, 103)
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=11, loc="best")
+    if ax is not None:
+        ax.set_title(title)
+        return fig
     axes[0].set_title("against the rate")
     if counts is not None:
         axes[1].set_title("how few images does it take?")

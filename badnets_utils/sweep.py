@@ -2,34 +2,51 @@
 a CSV.
 
 A row of the CSV holds an attack's settings, the budget, and the run's results. A sweep that is run again (or
-interrupted and restarted) only trains what is missing, and its plots can be redrawn without training::
+interrupted and restarted) only trains what is missing, and its plots can be redrawn without training. With
+``keep_models``, each run's model is a checkpoint in the folder beside the CSV (``models_dir``), named in its row::
 
     attacks = [Attack(rate=r, seed=s) for s in (0, 1, 2) for r in (0, 0.001, 0.01, 0.1)]
-    rows = run_sweep(attacks, Budget(epochs=2), csv_path="runs/sweeps/rates.csv")
+    rows = run_sweep(attacks, Budget(epochs=2), csv_path="runs/sweeps/rates.csv", keep_models=True)
+    save_plot(rows, "runs/sweeps/rates.png")
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
+import math
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from .checkpoints import save_checkpoint
+from .data import default_runs_dir
 from .experiment import Attack, Budget, Result, check_attack_settings, check_budget, load_data, run
-from .files import atomic_write_text
+from .files import atomic_write, atomic_write_text, shown, shown_here
 from .parallel import RunsFailedError, auto_workers, run_all
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
-RESULT_FIELDS = ("poisoned", "train_size", "test_size", "tca", "asr", "seconds")  # what it measured
+RESULT_FIELDS = ("poisoned", "train_size", "trained_on", "test_size", "tca", "asr", "seconds", "model")  # its outcome
 FIELDS = (*KEY_FIELDS, *RESULT_FIELDS)
 _INTS = {"trigger_size", "trigger_label", "source", "poison_count", "seed", "epochs", "batch_size", "train_limit",
-         "test_limit", "poisoned", "train_size", "test_size"}  # fmt: skip
+         "test_limit", "poisoned", "train_size", "trained_on", "test_size"}  # fmt: skip
 _FLOATS = {"alpha", "poisoning_rate", "lr", "tca", "asr", "seconds"}
+MODELS_SUFFIX = "_models"  # runs/sweeps/rates.csv keeps its models in runs/sweeps/rates_models/
+GROUP_FIELDS = tuple(k for k in KEY_FIELDS if k not in ("poisoning_rate", "poison_count", "seed"))  # one curve each
+MAX_PANELS = 6  # settings (trigger, target...) a sweep's plot draws, one panel each
+PLOT_SIZE, PLOT_DPI = (8.0, 5.0), 150  # one panel: 1200 × 750 pixels
 
 
 def _fmt(value) -> str:
@@ -54,13 +71,20 @@ def _row_key(row: dict) -> tuple[str, ...]:
     return tuple(_fmt(row[k]) for k in KEY_FIELDS)
 
 
+def _stored(row: dict) -> dict:
+    """``row`` as the CSV stores it (numbers to 6 significant digits): a row in memory equals the row read back."""
+    return {k: _parse(k, _fmt(v)) if k in _INTS or k in _FLOATS else v for k, v in row.items()}
+
+
 def read_results(path: str | os.PathLike) -> list[dict]:
-    """Rows of a sweep CSV ([] when the file does not exist)."""
+    """Rows of a sweep CSV ([] when the file does not exist); a column an older CSV lacks (``trained_on``,
+    ``model``) is None."""
     path = Path(path)
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return [{**dict.fromkeys(FIELDS), **row} for row in rows]
 
 
 def write_results(rows: Sequence[dict], path: str | os.PathLike) -> Path:
@@ -74,18 +98,65 @@ def write_results(rows: Sequence[dict], path: str | os.PathLike) -> Path:
 
 
 def result_row(result: Result) -> dict:
-    """A finished run as a CSV row."""
+    """A finished run as a CSV row, with the values the CSV stores (so a summary is the same before and after a
+    reread). ``train_size``: clean training images drawn; ``trained_on``: what the model trained on (in ``add``
+    mode, the clean images plus the poisoned copies)."""
     row = {**result.attack.describe(), **result.budget.describe()}
     row.update(poisoned=len(result.setup.train.poison_indices), train_size=result.setup.train_size,
-               test_size=len(result.setup.test), tca=result.tca, asr=result.asr, seconds=result.seconds)  # fmt: skip
-    return row
+               trained_on=len(result.setup.train), test_size=len(result.setup.test), tca=result.tca, asr=result.asr,
+               seconds=result.seconds, model=None)  # fmt: skip
+    return _stored(row)
+
+
+def models_dir(csv_path: str | os.PathLike) -> Path:
+    """The folder of a sweep's kept models: beside its CSV, named after it (rates.csv: rates_models/)."""
+    path = Path(csv_path)
+    return path.with_name(path.stem + MODELS_SUFFIX)
+
+
+def _safe(text: object) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(text)).strip("-") or "x"
+
+
+def model_name(row: dict) -> str:
+    """A kept model's file name: the run's main settings, readable, then 8 hex digits of all its settings (so two
+    runs never share a name), e.g. ``MNIST_white5_to7_rate0.05_add_seed0_e2_n20000_1a2b3c4d.pth``."""
+    if row["attack"] == "all-to-all":
+        pair = "all2all"
+    else:
+        pair = f"{'' if row['source'] is None else row['source']}to{row['trigger_label']}"
+    amount = f"rate{row['poisoning_rate']:g}" if row["poison_count"] is None else f"count{row['poison_count']}"
+    parts = [row["dataset"], f"{row['trigger']}{row['trigger_size']}", pair, amount, row["poison_mode"],
+             f"seed{row['seed']}", f"e{row['epochs']}"]  # fmt: skip
+    if row["train_limit"] is not None:
+        parts.append(f"n{row['train_limit']}")
+    digest = hashlib.sha256("|".join(_row_key(row)).encode()).hexdigest()[:8]
+    return "_".join(_safe(p) for p in parts) + f"_{digest}.pth"
+
+
+def keep_model(result: Result, folder: str, prefix: str) -> dict:
+    """``result_row`` of a run whose model is saved, where it trained, as ``folder/model_name(row)``; the row's
+    ``model`` is ``prefix/<name>`` (the path from the CSV's folder)."""
+    row = result_row(result)
+    name = model_name(row)
+    info = {**{k: v for k, v in row.items() if k not in ("dataset", "model")}, **result.setup.settings}
+    info.update(checkpoint=name, history=[{k: float(v) for k, v in r.items()} for r in result.history])
+    info.pop("dataset")
+    save_checkpoint(result.model, Path(folder) / name, result.attack.dataset, **info)
+    return {**row, "model": f"{prefix}/{name}"}
+
+
+def has_model(row: dict, csv_path: str | os.PathLike) -> bool:
+    """Whether the row names a kept model that is there (its path is relative to the CSV's folder)."""
+    return bool(row.get("model")) and (Path(csv_path).parent / row["model"]).is_file()
 
 
 def _line(row: dict, cached: bool) -> str:
     where = "(from the CSV)" if cached else f"({row['seconds']:.1f} s)"
-    rate = row.get("poisoning_rate")
-    what = f"rate {rate:<7g}" if rate is not None else f"count {row['poison_count']}"
-    return (f"{what} seed {row['seed']}: {row['poisoned']:>5} poisoned  "
+    count = row.get("poison_count")
+    what = f"rate {row['poisoning_rate']:<7g}" if count is None else f"count {count:<6}"
+    attack = ", ".join(_words(row, {"trigger", "trigger_label"}, shared=False))
+    return (f"{attack}  {what} seed {row['seed']}: {row['poisoned']:>5} poisoned  "
             f"TCA {row['tca']:.4f}  ASR {row['asr']:.4f}  {where}")  # fmt: skip
 
 
@@ -98,21 +169,35 @@ def run_sweep(
     verbose: bool = True,
     workers: int | None = None,
     executor: Executor | None = None,
+    keep_models: bool = False,
 ) -> list[dict]:
     """One row per attack, in order; runs already in ``csv_path`` are reused, each new one is added to it (an
     atomic rewrite, by this process only) as soon as it finishes, so an interrupted sweep resumes where it stopped.
     ``workers`` / ``executor``: where the runs train, as in ``experiment.run_many`` (the rows do not depend on it).
+
+    ``keep_models``: each run's model is saved as a checkpoint in ``models_dir(csv_path)`` by the process that trained
+    it, and its row's ``model`` column gives its path from the CSV's folder. A run of the CSV without its model (not
+    kept, or the file is gone) is trained again, so that every row returned has one.
     """
     attacks = [check_attack_settings(a) for a in attacks]
     check_budget(budget)
+    if keep_models and csv_path is None:
+        raise ValueError("keep_models=True needs a csv_path, not None: the models are kept in a folder beside the CSV")
     done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
     keys = [run_key(a, budget) for a in attacks]
-    todo = [a for a, k in zip(attacks, keys, strict=True) if k not in done]
-    todo = list({run_key(a, budget): a for a in todo}.values())  # the same run asked for twice trains once
+    reuse = {k for k in keys if k in done and (not keep_models or has_model(done[k], csv_path))}
+    todo = list({k: a for a, k in zip(attacks, keys, strict=True) if k not in reuse}.values())  # each run once
+    finish = result_row
+    if keep_models:
+        folder = models_dir(csv_path)
+        finish = functools.partial(keep_model, folder=str(folder.absolute()), prefix=folder.name)
     if verbose:
         for k in keys:
-            if k in done:
+            if k in reuse:
                 print(_line(done[k], cached=True))
+        again = len({k for k in keys if k in done and k not in reuse})
+        if again:
+            print(f"{again} run(s) of the CSV without a kept model: trained again to keep the model")
 
     def keep(row: dict) -> None:
         done[_row_key(row)] = row
@@ -120,8 +205,12 @@ def run_sweep(
             write_results(list(done.values()), csv_path)
         if verbose:
             print(_line(row, cached=False), flush=True)
+        if row.get("model") and not has_model(row, csv_path):
+            print(f"warning: {row['model']} is not beside {shown(csv_path)}: its worker saved it on its own "
+                  "machine (a Dask worker elsewhere?); the next run with keep_models trains it again",
+                  file=sys.stderr)  # fmt: skip
 
-    run_all(run, load_data, todo, budget, None, data_root, download, keep, workers, executor, finish=result_row)
+    run_all(run, load_data, todo, budget, None, data_root, download, keep, workers, executor, finish=finish)
     return [done[k] for k in keys]
 
 
@@ -136,10 +225,11 @@ def rate_sweep(
     verbose: bool = True,
     workers: int | None = None,
     executor: Executor | None = None,
+    keep_models: bool = False,
 ) -> list[dict]:
     """``attack`` at every poisoning rate and seed (seed-major, so each seed's data subset is loaded once)."""
     attacks = [attack.replace(rate=float(r), count=None, seed=int(s)) for s in seeds for r in rates]
-    return run_sweep(attacks, budget, csv_path, data_root, download, verbose, workers, executor)
+    return run_sweep(attacks, budget, csv_path, data_root, download, verbose, workers, executor, keep_models)
 
 
 def summarize(rows: Sequence[dict], by: str = "poisoning_rate") -> list[dict]:
@@ -172,6 +262,97 @@ def format_summary(summary: Sequence[dict]) -> str:
             f"{100 * s['asr_mean']:>7.2f} ± {100 * s['asr_std']:<4.2f}"
         )
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def _group_key(row: dict) -> tuple[str, ...]:
+    return tuple(_fmt(row[k]) for k in GROUP_FIELDS)
+
+
+def by_setting(rows: Sequence[dict]) -> dict[tuple[str, ...], list[dict]]:
+    """The rows grouped by every setting but the rate, count and seed (one curve of a rate sweep each), in order."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for r in rows:
+        groups.setdefault(_group_key(r), []).append(r)
+    return groups
+
+
+def _varying(groups: dict[tuple[str, ...], list[dict]]) -> set[str]:
+    """The settings that differ between the groups."""
+    return {k for i, k in enumerate(GROUP_FIELDS) if len({key[i] for key in groups}) > 1}
+
+
+def _words(row: dict, varying: set[str], shared: bool) -> list[str]:
+    """A setting in words: the ones no group differs in (``shared``: a figure's title), or the ones that vary (a
+    panel's title, any other setting by name); dataset, trigger, target, mode and budget first."""
+    out, named = [], set()
+
+    def say(keys: tuple[str, ...], text: str) -> None:
+        named.update(keys)
+        if bool(varying & set(keys)) != shared:
+            out.append(text)
+
+    say(("dataset",), row["dataset"])
+    say(("trigger", "trigger_size"), f"{row['trigger']} {row['trigger_size']}×{row['trigger_size']}")
+    pair = (
+        f"{row['source']} → {row['trigger_label']}" if row["source"] is not None else f"target {row['trigger_label']}"
+    )
+    say(("attack", "trigger_label", "source"), "all-to-all" if row["attack"] == "all-to-all" else pair)
+    say(("poison_mode",), f"{row['poison_mode']} mode")
+    say(("epochs",), f"{row['epochs']} epoch{'s' if row['epochs'] != 1 else ''}")
+    say(("train_limit",), f"{row['train_size']:,} clean training images")
+    if not shared:
+        out += [f"{k} {_fmt(row[k]) or 'none'}" for k in GROUP_FIELDS if k in varying and k not in named]
+    return out
+
+
+def sweep_figure(rows: Sequence[dict], title: str | None = None) -> Figure:
+    """ASR and TCA (mean ± standard deviation over seeds) against the poisoning rate, one panel per setting of the
+    sweep (at most ``MAX_PANELS``); ``title`` defaults to the settings all rows share."""
+    from . import plots
+
+    if any(r["poison_count"] is not None for r in rows):
+        raise ValueError("rows with a poison_count have no rate to plot; allowed: the rows of a rate sweep")
+    groups = by_setting(rows)
+    if not 1 <= len(groups) <= MAX_PANELS:
+        raise ValueError(f"{len(groups)} settings besides rate and seed to plot; allowed: 1..{MAX_PANELS} (one panel "
+                         "each): plot a selection of the rows")  # fmt: skip
+    seeds = len({r["seed"] for r in rows})
+    varying = _varying(groups)
+    if title is None:
+        shared = ", ".join(_words(rows[0], varying, shared=True))
+        spread = f"mean ± standard deviation over {seeds} seeds" if seeds > 1 else "one seed"
+        title = "; ".join(t for t in (shared, spread) if t)
+    cols = min(len(groups), 3)
+    nrows = math.ceil(len(groups) / cols)
+    width, height = PLOT_SIZE if len(groups) == 1 else (5.5 * cols, 0.6 + 4.4 * nrows)
+    line = int(width * 10)  # about 10 characters of the 14-point title an inch
+    if len(title) > line and "; " in title:
+        title = title.replace("; ", "\n", 1)
+    title = "\n".join(textwrap.fill(part, line) for part in title.split("\n"))
+    fig = plots.new_figure(width, height)
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    for ax, group in zip(axes, groups.values(), strict=False):
+        s = summarize(group)
+        col = lambda key, s=s: [x[key] for x in s]  # noqa: E731
+        panel = ", ".join(_words(group[0], varying, shared=False))
+        plots.asr_vs_rate(col("rate"), col("asr_mean"), col("tca_mean"), col("asr_std"), col("tca_std"),
+                          title=panel, ax=ax)  # fmt: skip
+    for ax in axes[len(groups) :]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
+
+
+def save_plot(rows: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> Path:
+    """``sweep_figure(rows, title)`` written to ``path`` as a PNG (atomically), ``PLOT_DPI`` dots per inch: a
+    sweep of one setting is 1200 × 750 pixels."""
+    fig = sweep_figure(rows, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PLOT_DPI)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
 # ----------------------------------------------------------------------------- command line
@@ -214,7 +395,7 @@ def main(argv: list[str]) -> int:
     """``python -m badnets_utils sweep``: train a grid of attacks, each row kept in --csv as it finishes."""
     from .argparsing import Parser
 
-    a, b = Attack(), Budget()
+    a, b, csv = Attack(), Budget(), default_runs_dir() / "sweeps" / "sweep.csv"
     p = Parser(prog="badnets sweep", description="Train a grid of attacks (every seed × trigger × pair or target × "
                "rate) on a local pool or a Dask cluster; each finished run is a row of --csv, so a sweep that is "
                "started again only trains what is missing.")  # fmt: skip
@@ -232,11 +413,18 @@ def main(argv: list[str]) -> int:
     add("--batch_size", type=int, default=b.batch_size, help="batch size")
     add("--lr", type=float, default=b.lr, help="learning rate")
     add("--device", default=b.device, help="auto, cpu, cuda, cuda:N or mps (one worker on an accelerator)")
-    add("--train_limit", type=int, default=None, help="a random subset of this many training images")
+    add("--train_limit", type=int, default=None, help="a random subset of this many clean training images (add mode "
+        "trains on them plus the poisoned copies: the CSV's train_size and trained_on)")  # fmt: skip
     add("--test_limit", type=int, default=None, help="a random subset of this many test images")
     add("--data_path", default=None, help="data root of every worker (default: each one's $BADNETS_DATA, else ./data)")
     add("--download", action="store_true", help="download the dataset if it is missing")
-    add("--csv", default="runs/sweeps/sweep.csv", help="the sweep's CSV: rows already there are reused")
+    add("--csv", default=csv, help="the sweep's CSV: rows already there are reused; with more "
+        "than one rate, its plot (ASR and TCA against the rate, mean ± std over seeds) is drawn beside it, as "
+        "<csv stem>.png")  # fmt: skip
+    add("--keep_models", action="store_true", help="keep each run's model as a checkpoint in <csv stem>"
+        f"{MODELS_SUFFIX}/ beside the CSV ({models_dir(csv).as_posix()}/ for the default --csv), its path from the "
+        "CSV's folder in the row's 'model' column; a run already in the CSV without its model file is trained again "
+        "and its row replaced")  # fmt: skip
     add("--workers", type=int, default=None, help="local worker processes (default: one per core)")
     add("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None, metavar="ADDRESS",
         help=f"a Dask scheduler, e.g. tcp://host:8786 (default: ${SCHEDULER_ENV}); overrides --workers")  # fmt: skip
@@ -249,9 +437,11 @@ def main(argv: list[str]) -> int:
     executor = dask_executor(args.scheduler) if args.scheduler else None
     n = args.workers or auto_workers(budget, len(attacks))
     where = f"Dask scheduler {args.scheduler}" if executor else f"{n} local worker{'s' if n > 1 else ''}"
-    print(f"{len(attacks)} runs on {where}; rows in {args.csv}", flush=True)
+    kept = f", models in {shown_here(models_dir(args.csv))}/" if args.keep_models else ""
+    print(f"{len(attacks)} runs on {where}; rows in {shown_here(args.csv)}{kept}", flush=True)
     try:
-        rows = run_sweep(attacks, budget, args.csv, args.data_path, args.download, True, args.workers, executor)
+        rows = run_sweep(attacks, budget, args.csv, args.data_path, args.download, True, args.workers, executor,
+                         args.keep_models)  # fmt: skip
     except RunsFailedError as err:
         for name, why in err.failures.items():
             print(f"badnets sweep: run {name!r} failed: {why.splitlines()[0]}", file=sys.stderr)
@@ -259,6 +449,21 @@ def main(argv: list[str]) -> int:
             f"the {len(attacks) - len(err.failures)} other runs are in {args.csv}; run again to retry", file=sys.stderr
         )
         return 1
-    if len(args.rates) > 1:
-        print(format_summary(summarize(rows)))
+    if len(set(args.rates)) > 1:
+        report(rows, Path(args.csv).with_suffix(".png"))
     return 0
+
+
+def report(rows: Sequence[dict], png: str | os.PathLike) -> None:
+    """Print the summary of each setting of a rate sweep and draw its plot to ``png`` (or say why not)."""
+    groups = by_setting(rows)
+    varying = _varying(groups)
+    for group in groups.values():
+        if varying:
+            print(f"\n{', '.join(_words(group[0], varying, shared=False))}:")
+        print(format_summary(summarize(group)))
+    if len(groups) > MAX_PANELS:
+        print(f"no plot: {len(groups)} settings besides the rate, at most {MAX_PANELS} fit in one figure; draw a "
+              "selection of the rows with sweep.save_plot (docs/sweeps.md)")  # fmt: skip
+        return
+    print(f"plot: {shown_here(save_plot(rows, png))}")

@@ -40,6 +40,7 @@ ALLOWLIST: list[tuple[str, str, str]] = [
     ("*", "10,000 test images", "MNIST's test set (printed by 01)"),
     ("05", "0.5", "an example value of alpha (half and half), not a result"),
     ("docs/colab.md", "3.12", "a Python version, not a figure"),
+    ("docs/sweeps.md", "750 pixels", "a design constant: the sweep plot's size, checked by test_sweep_outputs"),
     ("docs/reliability.md", "an hour", "a design constant: how old a dead writer's temporary file must be"),
 ]
 
