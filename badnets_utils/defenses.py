@@ -6,7 +6,8 @@ Every function takes tensors (or a model and tensors) and returns tensors or a d
   principal components, split them in two with 2-means; a backdoored class splits into "clean"
   and "poisoned", far apart (high silhouette), the poisoned cluster being the smaller one;
 - spectral signatures (Tran et al., 2018): per class, score each sample by its squared projection
-  on the top singular vector of the centred representations; poisoned samples score highest;
+  on the top singular vector of the centred representations; poisoned samples score highest, and every
+  class gives up its top-scoring 1.5 × (the defender's bound on the poisons);
 - fine-pruning (Liu et al., 2018): switch off the last convolution's channels that stay dormant on
   clean data, then fine-tune on clean data;
 - Neural Cleanse (Wang et al., 2019): for every class, find the smallest mask and pattern that send
@@ -167,16 +168,28 @@ def spectral_scores(features: torch.Tensor, labels: torch.Tensor, num_classes: i
     return {"scores": scores, "concentration": concentration}
 
 
-def spectral_filter(
-    scores: torch.Tensor, labels: torch.Tensor, suspect: int, remove: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(kept, removed) indices: the ``remove`` top-scored samples of class ``suspect`` go."""
-    idx = torch.nonzero(labels == suspect).flatten()
-    order = idx[scores[idx].argsort(descending=True)]
-    removed = order[: min(remove, len(order))].sort().values
+def spectral_signatures(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, poison_bound: int, factor: float = 1.5
+) -> dict:
+    """Tran et al.'s procedure (2018, Algorithm 1): score *every* class with ``spectral_scores`` and remove from
+    each class its ``ceil(factor * poison_bound)`` top-scoring samples (all of a smaller class); then retrain on
+    what is kept. The defender does not know the target class, so nothing here depends on it.
+
+    ``poison_bound``: the defender's upper bound on the number of poisoned samples in any one class (ε in the
+    paper; for an all-to-one attack, on the number of poisons). Returns ``spectral_scores``'s dict plus ``removed``
+    and ``kept`` (sorted indices) and ``removed_per_class`` (K,).
+    """
+    out = spectral_scores(features, labels, num_classes)
+    remove = math.ceil(factor * poison_bound)
+    order = out["scores"].argsort(descending=True, stable=True)
+    ranked = labels[order]  # labels in score order: a sample's rank within its class is how often its label came before
+    one_hot = F.one_hot(ranked, num_classes)
+    rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1
+    removed = order[rank < remove].sort().values
     keep = torch.ones(len(labels), dtype=torch.bool)
     keep[removed] = False
-    return torch.nonzero(keep).flatten(), removed
+    per_class = torch.bincount(labels[removed], minlength=num_classes)
+    return {**out, "removed": removed, "kept": torch.nonzero(keep).flatten(), "removed_per_class": per_class}
 
 
 # ----------------------------------------------------------------------------- fine-pruning

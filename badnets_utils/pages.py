@@ -68,6 +68,7 @@ def results_blocks(root: Path) -> dict[str, str]:
         "paper-comparison": notebook_table(root, "08_reproducing_the_paper.ipynb", "paper-comparison"),
         "attack-variants": attack_variants(root),
         "defences": notebook_table(root, "07_detecting_and_removing_backdoors.ipynb", "defences"),
+        "spectral-setups": notebook_table(root, "07_detecting_and_removing_backdoors.ipynb", "spectral-setups"),
     }
 
 

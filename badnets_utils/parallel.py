@@ -102,9 +102,9 @@ def _data_for(job: Job) -> Data:
 def run_job(job: Job, data: Data | None = None) -> Any:
     """One run with ``RUN_THREADS`` threads, on ``data`` or on this process's copy of the job's data."""
     repair_trim_only()  # a Dask worker's trim-only allocator setting slows training down (allocator.py)
-    with fixed_threads():
+    with fixed_threads():  # ``finish`` too: it may train again (spectral_study's retraining)
         result = job.run(job.attack, job.budget, data if data is not None else _data_for(job), progress=False)
-    return job.finish(result) if job.finish is not None else result
+        return job.finish(result) if job.finish is not None else result
 
 
 def _why(err: BaseException) -> str:

@@ -198,7 +198,7 @@ def listed_files(root: Path) -> dict[str, str]:
 def main(argv: list[str]) -> int:
     p = Parser(prog="badnets results", description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding the checkpoints and MANIFEST.json")
-    p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else ./data)")
+    p.add_argument("--data_path", default=None, help="data root (default: $BADNETS_DATA, else the checkout's data/)")
     p.add_argument("--retrain", action="store_true", help="retrain every release into --out (maintainers)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="with --retrain: only these releases")
     p.add_argument("--workers", type=int, default=None, help="with --retrain: worker processes (default: one per core)")

@@ -416,7 +416,8 @@ def main(argv: list[str]) -> int:
     add("--train_limit", type=int, default=None, help="a random subset of this many clean training images (add mode "
         "trains on them plus the poisoned copies: the CSV's train_size and trained_on)")  # fmt: skip
     add("--test_limit", type=int, default=None, help="a random subset of this many test images")
-    add("--data_path", default=None, help="data root of every worker (default: each one's $BADNETS_DATA, else ./data)")
+    add("--data_path", default=None, help="data root of every worker (default: each one's $BADNETS_DATA, else its "
+        "checkout's data/)")  # fmt: skip
     add("--download", action="store_true", help="download the dataset if it is missing")
     add("--csv", default=csv, help="the sweep's CSV: rows already there are reused; with more "
         "than one rate, its plot (ASR and TCA against the rate, mean ± std over seeds) is drawn beside it, as "

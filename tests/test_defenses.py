@@ -53,14 +53,30 @@ def test_activation_clustering_finds_the_poisons(backdoored):
     assert recall > 0.8 and precision > 0.8, (precision, recall)
 
 
+def test_spectral_signatures_follow_the_published_procedure():
+    """Every class gives up its ceil(1.5 * bound) top-scoring samples (all of a smaller class), whatever the target."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.cat([torch.full((50,), k) for k in range(3)] + [torch.full((3,), 3)])
+    features = torch.randn(len(labels), 8, generator=g)
+    features[labels == 2] *= torch.linspace(0.1, 3, 8)  # class 2 has one dominant direction
+    out = D.spectral_signatures(features, labels, num_classes=4, poison_bound=4)
+    assert out["removed_per_class"].tolist() == [6, 6, 6, 3]
+    assert len(out["removed"]) + len(out["kept"]) == len(labels)
+    assert not torch.isin(out["removed"], out["kept"]).any()
+    for k in range(4):  # in each class, everything removed outscores everything kept
+        removed = out["removed"][labels[out["removed"]] == k]
+        kept = out["kept"][labels[out["kept"]] == k]
+        if len(kept):
+            assert out["scores"][removed].min() >= out["scores"][kept].max()
+
+
 def test_spectral_signatures_rank_poisons_high(backdoored):
     b = backdoored
-    ss = D.spectral_scores(b["features"], b["train"].labels, 10)
-    assert int(ss["concentration"].argmax()) == TARGET
     n_poison = len(b["train"].poison_indices)
-    keep, removed = D.spectral_filter(ss["scores"], b["train"].labels, TARGET, int(1.5 * n_poison))
-    assert len(keep) + len(removed) == len(b["train"]) and len(removed) == int(1.5 * n_poison)
-    _, recall = D.precision_recall(removed, b["effective"])
+    ss = D.spectral_signatures(b["features"], b["train"].labels, 10, poison_bound=n_poison)
+    assert ss["removed_per_class"].tolist() == [min(int(1.5 * n_poison), int((b["train"].labels == k).sum()))
+                                               for k in range(10)]  # fmt: skip
+    _, recall = D.precision_recall(ss["removed"], b["effective"])
     assert recall > 0.8, recall
     # within the target class, poisons score higher than clean samples on average
     in_class = torch.nonzero(b["train"].labels == TARGET).flatten()

@@ -149,3 +149,18 @@ def test_data_given_by_the_caller_reaches_the_pool(mnist_root):
     attacks = [Attack(target=2), Attack(target=4, position="random")]
     here = run_many(attacks, small, data=data, workers=1, progress=False)
     _same_models(here, run_many(attacks, small, data=data, workers=2, progress=False))
+
+
+def _threads_seen(result) -> int:
+    return torch.get_num_threads()
+
+
+def test_what_a_run_does_after_training_has_the_runs_threads(mnist_root):
+    """``finish`` (a sweep's row, spectral_study's retraining) runs with the run's fixed thread count, so what it
+    trains is the same bits wherever it runs."""
+    from badnets_utils.parallel import RUN_THREADS
+
+    small = BUDGET.replace(train_limit=300, test_limit=100)
+    seen = run_all(run, load_data, ATTACKS[:1], small, data_root=mnist_root, workers=1, finish=_threads_seen,
+                   progress=False)  # fmt: skip
+    assert seen == [RUN_THREADS]
