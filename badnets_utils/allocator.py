@@ -4,14 +4,13 @@ Every training step allocates and frees the same few tensors of 0.1–5 MB (a ba
 gradients). glibc serves blocks above its mmap threshold (128 KB at the start) with a fresh ``mmap`` each time
 and returns them to the system when freed, so a step pays for new zeroed pages until the threshold has risen
 (it rises only as such blocks are freed). ``tune_allocator`` sets both thresholds once, so the blocks come from
-the heap from the first step on. The command line's training run calls it (``cli.train_command``): paired
-default runs, alternating, were 6 % faster with it on one 2-core machine (mean of five pairs, faster in four) and
-13 % on another (two pairs) — see docs/performance.md. It is not applied to sweeps or notebooks: there the same
-setting made a loop of eight runs in one process slower on one machine. One exception: Dask's nanny starts each
-worker with a trim threshold alone (``MALLOC_TRIM_THRESHOLD_=65536``), which turns glibc's adaptive mmap threshold
-off; every run of a sweep repairs that (``repair_trim_only``, called by ``parallel.run_job``), and nothing else.
-It changes speed only, never a result: the same
-weights to the last bit (``tests/test_allocator.py``).
+the heap from the first step on. The command line's training run calls it (``cli.train_command``); sweeps and
+notebooks leave glibc as it is. No benchmark times the setting on its own: docs/performance.md ("Where the speed
+comes from") says how to compare a default run with and without it on your machine. One exception: Dask's nanny
+starts each worker with a trim threshold alone (``MALLOC_TRIM_THRESHOLD_=65536``), which turns glibc's adaptive
+mmap threshold off; every run of a sweep repairs that (``repair_trim_only``, called by ``parallel.run_job``), and
+nothing else; ``benchmarks/bench_sweep.py`` times the Dask sweep against the local pool.
+It changes speed only, never a result: the same weights to the last bit (``tests/test_allocator.py``).
 
 Set ``BADNETS_MALLOC=default`` (or your own ``MALLOC_*`` / ``GLIBC_TUNABLES`` variables) to leave glibc as it is.
 """
@@ -66,7 +65,7 @@ def tune_allocator(force: bool = False) -> bool:
     unless ``force`` (``repair_trim_only``).
 
     Both are set together: setting only the trim threshold turns glibc's adaptive mmap threshold off and leaves
-    it at 128 KB, which made a default run twice as slow."""
+    it at 128 KB, so that every step maps and unmaps its tensors afresh."""
     if _state.get("tuned"):
         return True
     if "tuned" in _state and not force:

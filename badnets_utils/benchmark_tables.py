@@ -10,8 +10,12 @@ Each script in ``benchmarks/`` ends a run by recording what it measured in ``ben
                "torch": "2.14.1",
                "figures": {...what the script printed, by name...}}]}
 
-A run replaces the earlier run of the same command (``--data_path`` left out: where the data lies is not part of the
-measurement); runs of other commands stay, sorted by command. ``cpu`` and ``torch`` are null where unknown.
+A results file holds the present, and git the past: a run replaces the file, so it holds the script's latest run
+and the docs show that one, with the machine and the date it ran on. Only a script that records with
+``keep_other_commands`` (bench_sweep: the small sweep and the one on the full training set are two columns of one
+table) keeps its runs of other commands beside the new one, as long as they were measured on the same machine; a run
+on another machine replaces them all. Runs are sorted by command (``--data_path`` left out: where the data lies is not
+part of the measurement); ``cpu`` and ``torch`` are null where unknown.
 The functions below turn those files into the Markdown of the docs' generated blocks (``blocks``), so a measured
 figure is typed once: by the script that measured it. A missing file is a one-line ``MissingResultsError``.
 """
@@ -86,9 +90,12 @@ def results_path(root: Path, script: str) -> Path:
     return Path(root) / RESULTS / f"{script}.json"
 
 
-def record(root: Path, script: str, argv: Sequence[str], figures: Mapping, date: str | None = None) -> Path:
-    """Write one run of ``benchmarks/<script>.py`` (atomically), replacing the earlier run of the same command.
+def record(root: Path, script: str, argv: Sequence[str], figures: Mapping, date: str | None = None, *,
+           keep_other_commands: bool = False) -> Path:  # fmt: skip
+    """Write one run of ``benchmarks/<script>.py`` (atomically) as its results file's present.
 
+    The run replaces the file; with ``keep_other_commands``, the file's runs of other commands measured on this
+    machine stay beside it (those of the same command, and any from another machine, go: they are in git).
     ``figures``: what the run measured, JSON-serialisable; ``date`` defaults to today. Returns the file written.
     """
     import torch
@@ -96,8 +103,9 @@ def record(root: Path, script: str, argv: Sequence[str], figures: Mapping, date:
     path = results_path(root, script)
     run = {"command": command(script, argv), "date": date or datetime.date.today().isoformat(),
            "machine": machine(), "torch": torch.__version__, "figures": dict(figures)}  # fmt: skip
-    runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
-    runs = sorted([r for r in runs if r["command"] != run["command"]] + [run], key=lambda r: r["command"])
+    kept = json.loads(path.read_text(encoding="utf-8"))["runs"] if keep_other_commands and path.is_file() else []
+    kept = [r for r in kept if r["command"] != run["command"] and r["machine"] == run["machine"]]
+    runs = sorted([*kept, run], key=lambda r: r["command"])
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps({"script": f"{script}.py", "runs": runs}, indent=1) + "\n")
 
@@ -130,6 +138,11 @@ def caption(chosen: Sequence[Mapping], detail: str = "") -> str:
         notes = f" ({notes})" if notes else ""
         sentences.append(f"Measured on {where}, {date}, with {' and '.join(commands)}{notes}.")
     return " ".join(sentences)
+
+
+def newest(recorded: Sequence[Mapping]) -> Mapping:
+    """The run measured last (the first of those measured on the newest date)."""
+    return max(recorded, key=lambda r: r["date"])
 
 
 def default_command_run(recorded: Sequence[Mapping], script: str) -> Mapping:
@@ -185,24 +198,33 @@ def pipeline_table(run: Mapping) -> str:
     ])  # fmt: skip
 
 
-def sweep_table(run: Mapping) -> str:
-    """bench_sweep, one run: the three ways' wall times, the ratios against their targets, the pool's ceiling."""
-    f = run["figures"]
+def sweep_table(chosen: Sequence[Mapping]) -> str:
+    """bench_sweep: one table, a column per recorded run (a sweep's size): the three ways' wall times, the ratios
+    against their targets, the pool's ceiling."""
+    figs = [r["figures"] for r in chosen]
+    head = [f"{f['models']} models, {count(f['train_size'])} images, {f['epochs']} epochs, {f['workers']} workers"
+            for f in figs]  # fmt: skip
     rows = [
-        (f"{f['models']} models, {count(f['train_size'])} images, {f['epochs']} epochs, one after another "
-         "(the thread rule's threads)", seconds(f["one_by_one_s"])),
-        (f"the same on the local pool ({f['workers']} one-thread workers)",
-         f"{seconds(f['pool_s'])}: **{times(f['pool_speedup'])}** faster (target ≥ {target(f['target_pool'])})"),
+        ("one after another, on the thread rule's threads", [seconds(f["one_by_one_s"]) for f in figs]),
+        ("the local pool of one-thread workers",
+         [f"{seconds(f['pool_s'])}: **{times(f['pool_speedup'])}** faster (target ≥ {target(f['target_pool'])})"
+          for f in figs]),
     ]  # fmt: skip
-    if f.get("dask_s") is not None:
-        same = "the same rows as the pool" if f["dask_rows_identical"] else "rows **different** from the pool's"
-        rows.append((f"the same on a Dask `LocalCluster` ({f['workers']} one-thread workers, start-up included)",
-                     f"{seconds(f['dask_s'])}: **{times(f['dask_vs_pool'])}** the pool's time (target ≤ "
-                     f"{target(f['target_dask'])}); {same}"))  # fmt: skip
-    rows.append((f"the pool's ceiling: a run on one thread takes {times(f['one_thread_slowdown'])} as long as on "
-                 "the loop's threads", f"{f['workers']} workers at most **{times(f['ceiling'])}** faster; the "
-                 f"pool reached {share(f['share_of_ceiling'])} of it"))  # fmt: skip
-    return table(rows)
+    if any(f.get("dask_s") is not None for f in figs):
+        cells = []
+        for f in figs:
+            if f.get("dask_s") is None:
+                cells.append("not run (`--skip_dask`)")
+                continue
+            same = "the same rows as the pool" if f["dask_rows_identical"] else "rows **different** from the pool's"
+            cells.append(f"{seconds(f['dask_s'])}: **{times(f['dask_vs_pool'])}** the pool's time (target ≤ "
+                         f"{target(f['target_dask'])}); {same}")  # fmt: skip
+        rows.append(("a Dask `LocalCluster` of as many one-thread workers, start-up included", cells))
+    rows.append(("the pool's ceiling: workers ÷ how much longer a run takes on one thread",
+                 [f"**{times(f['ceiling'])}** (a run on one thread: {times(f['one_thread_slowdown'])} as long); the "
+                  f"pool reached {share(f['share_of_ceiling'])} of it" for f in figs]))  # fmt: skip
+    lines = ["| sweep | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    return "\n".join(lines + [f"| {what} | " + " | ".join(cells) + " |" for what, cells in rows])
 
 
 def contention_table(run: Mapping) -> str:
@@ -226,18 +248,19 @@ def contention_table(run: Mapping) -> str:
     return table(rows)
 
 
-def tables(chosen: Sequence[Mapping], render: Callable[[Mapping], str]) -> str:
-    """One table per run, each followed by its caption."""
-    return "\n\n".join(f"{render(run)}\n\n{caption([run])}" for run in chosen)
+def current(root: Path, script: str, render: Callable[[Mapping], str]) -> str:
+    """The table of the script's newest run, and its caption (machine, date, command, torch)."""
+    run = newest(runs(root, script))
+    return f"{render(run)}\n\n{caption([run])}"
 
 
 def performance_blocks(root: Path) -> dict[str, str]:
-    """docs/performance.md's blocks: ``bench-pipeline``, ``bench-sweep``, ``bench-contention``."""
-    return {
-        "bench-pipeline": tables(runs(root, "bench_pipeline"), pipeline_table),
-        "bench-sweep": tables(runs(root, "bench_sweep"), sweep_table),
-        "bench-contention": tables(runs(root, "bench_contention"), contention_table),
-    }
+    """docs/performance.md's blocks, one table each: ``bench-pipeline``, ``bench-sweep``, ``bench-contention``."""
+    blocks = {"bench-pipeline": current(root, "bench_pipeline", pipeline_table)}
+    sweeps = runs(root, "bench_sweep")
+    blocks["bench-sweep"] = f"{sweep_table(sweeps)}\n\n{caption(sweeps)}"
+    blocks["bench-contention"] = current(root, "bench_contention", contention_table)
+    return blocks
 
 
 # ----------------------------------------------------------------------------- docs/sweeps.md, results, README

@@ -147,9 +147,9 @@ def choose_threads() -> int:
     The rule: n = max(1, cores - busy), where "cores" are the physical cores of this process's CPU affinity
     (capped by a cgroup CPU quota) and "busy" is ``busy_elsewhere()`` (scaled to the affinity's share of the
     machine's CPUs). A run alone gets every core, as torch's default does; runs started together end up
-    sharing the cores instead of each starting one spinning thread per core (``benchmarks/bench_contention.py``,
-    2 cores, three runs at once: 1.03x the fair share with this rule, 4.7x with torch's default). ``fit``
-    re-checks every few seconds, so a run speeds up again when the others finish.
+    sharing the cores instead of each starting one spinning thread per core. ``fit`` re-checks every few seconds,
+    so a run speeds up again when the others finish. ``benchmarks/bench_contention.py`` measures the rule against
+    torch's default, alone and with several runs at once (its current table: docs/performance.md).
     """
     cpus, cores = _usable_cpus(), usable_cores()
     share = len(cpus) / max(os.cpu_count() or 1, len(cpus))  # the load count is machine-wide: keep our CPUs' part
@@ -313,7 +313,7 @@ def fit(
         raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
     device = device if isinstance(device, torch.device) else select_device(device)
     torch.manual_seed(seed)
-    model.to(device, memory_format=torch.channels_last)  # about 10 % faster convolutions on CPU
+    model.to(device, memory_format=torch.channels_last)  # the memory layout oneDNN's CPU convolutions prefer
     opt = make_optimizer(optimizer, model.parameters(), lr)
     x, y = train.images.to(device), train.labels.to(device)  # once
     steps = (len(train) + batch_size - 1) // batch_size

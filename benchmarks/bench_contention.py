@@ -7,7 +7,7 @@ Every run is a fresh process training a BadNet on real MNIST through the pipelin
 thread settings from the user). Prints the time of each run (fit only, and the whole process), the loss of a lone
 run under the rule against torch's default (target: ``TARGET_LOSS``) and, for ``copies`` runs at once, the ratio of
 the slowest to the fair share (target: ``TARGET_FAIR``); records the figures in
-benchmarks/results/bench_contention.json (docs/performance.md shows them).
+benchmarks/results/bench_contention.json, replacing the run recorded there (docs/performance.md shows it).
 
 The fair share is ``copies x (one run alone on one thread) / cores``: the time each run takes when the runs split
 the cores among them with no thread waiting for a core, the best a machine of ``cores`` cores can do (their total

@@ -1,9 +1,10 @@
 """Speed bar: the default CLI run on full MNIST vs a per-sample PIL + DataLoader pipeline of the seed's design.
 
-    python benchmarks/bench_pipeline.py [--data_path DIR] [--seed_epochs N]
+    python benchmarks/bench_pipeline.py [--data_path DIR] [--seed_epochs N] [--num_workers N]
 
 Prints wall time, TCA and ASR of the default run, samples per second of both pipelines and their ratio, and
-records them in benchmarks/results/bench_pipeline.json (the table of docs/performance.md is rendered from it).
+records them in benchmarks/results/bench_pipeline.json, replacing the run recorded there (docs/performance.md's
+table is rendered from it).
 The per-sample pipeline: PIL image per sample, Python-list membership test for poisoned indices,
 trigger pasted with PIL, ToTensor + Normalize, DataLoader (batch 64), softmax fed into cross-entropy,
 plain SGD lr 0.01 — the same BadNet architecture.
@@ -81,7 +82,7 @@ def time_seed_pipeline(root, epochs, workers):
 
 def save(root: Path, argv: list[str], *, epochs: int, wall_s: float, tca: float, asr: float, tensor_sps: float,
          seed_sps: float, seed_epochs: int) -> Path:  # fmt: skip
-    """Record one run's figures in benchmarks/results/bench_pipeline.json under ``root``; return the file."""
+    """Record one run's figures as benchmarks/results/bench_pipeline.json under ``root``; return the file."""
     figures = {"epochs": epochs, "wall_s": round(wall_s, 2), "tca": tca, "asr": asr,
                "tensor_sps": round(tensor_sps), "seed_sps": round(seed_sps), "seed_epochs": seed_epochs,
                "speedup": round(tensor_sps / seed_sps, 4)}  # fmt: skip

@@ -16,8 +16,9 @@ against their targets (``TARGET_POOL``, ``TARGET_DASK``), the pool's ceiling on 
 longer a run takes on one thread than on the loop's threads: two threads that scale well leave a pool of one-thread
 workers little to win), and whether the pool and Dask gave identical rows (TCA, ASR, sizes: they must; the
 one-by-one loop trains with another thread count, so its rows may differ in the last digits). The figures are
-recorded in benchmarks/results/bench_sweep.json, one run per command (docs/performance.md and docs/sweeps.md show
-them).
+recorded in benchmarks/results/bench_sweep.json: the run replaces the earlier run of the same command, and the runs
+of other commands stay beside it while they were measured on this machine (a run on another machine replaces them
+all). docs/performance.md shows them as the columns of one table, docs/sweeps.md as its rows.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def figures(args: argparse.Namespace, workers: int, times: dict[str, float], one
 
 
 def save(root: Path, argv: list[str], measured: dict) -> Path:
-    """Record ``measured`` (``figures``) in benchmarks/results/bench_sweep.json under ``root``; return the file."""
-    return record(root, "bench_sweep", argv, measured)
+    """Record ``measured`` (``figures``) in benchmarks/results/bench_sweep.json under ``root``, beside this
+    machine's runs of other commands; return the file."""
+    return record(root, "bench_sweep", argv, measured, keep_other_commands=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@
 If "replace" loses accuracy against "clean" but matches "clean-54k", the loss comes from the clean images
 the attacker took away, not from the backdoor itself. Prints TCA and ASR of each (same recipe); "clean" and
 "add" are repeated for every seed, to show how much the clean accuracy moves from seed to seed. The figures are
-recorded in benchmarks/results/poison_cost.json (docs/results.md shows them).
+recorded in benchmarks/results/poison_cost.json, replacing the run recorded there (docs/results.md shows them).
 """
 
 from __future__ import annotations

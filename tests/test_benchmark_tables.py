@@ -87,25 +87,77 @@ def test_scripts_records_render(tmp_path: Path):
     assert B.default_run_block(tmp_path).startswith("about 26 s on ")
 
 
-def test_record_replaces_the_run_of_the_same_command(tmp_path: Path):
-    B.record(tmp_path, "bench_sweep", ["--skip_dask"], {"x": 1}, date="2026-01-01")
-    B.record(tmp_path, "bench_sweep", [], {"x": 2}, date="2026-01-02")
-    B.record(tmp_path, "bench_sweep", ["--data_path=/elsewhere", "--skip_dask"], {"x": 3})
-    data = json.loads((tmp_path / "benchmarks" / "results" / "bench_sweep.json").read_text())
-    assert data["script"] == "bench_sweep.py"
-    assert [(r["command"], r["figures"]["x"]) for r in data["runs"]] == [
-        ("python benchmarks/bench_sweep.py", 2), ("python benchmarks/bench_sweep.py --skip_dask", 3)
-    ]  # fmt: skip
-    run = data["runs"][1]
-    assert set(run) == {"command", "date", "machine", "torch", "figures"} and set(run["machine"]) == {
-        "cores",
-        "cpu",
-        "gpu",
-    }
+def test_a_run_replaces_its_results_file(tmp_path: Path):
+    """The file holds the present: the latest run, whatever its command (earlier runs are in git)."""
+    B.record(tmp_path, "bench_pipeline", ["--seed_epochs", "1"], {"x": 1}, date="2026-01-01")
+    B.record(tmp_path, "bench_pipeline", ["--data_path=/elsewhere"], {"x": 2}, date="2026-01-02")
+    data = json.loads((tmp_path / "benchmarks" / "results" / "bench_pipeline.json").read_text())
+    assert data["script"] == "bench_pipeline.py"
+    assert [(r["command"], r["figures"]["x"]) for r in data["runs"]] == [("python benchmarks/bench_pipeline.py", 2)]
+    run = data["runs"][0]
+    assert set(run) == {"command", "date", "machine", "torch", "figures"}
+    assert set(run["machine"]) == {"cores", "cpu", "gpu"}
     assert (
         B.command("bench_sweep", ["--data_path", "/d", "--models", "2"])
         == "python benchmarks/bench_sweep.py --models 2"
     )
+
+
+def test_keep_other_commands_keeps_only_this_machines_runs(tmp_path: Path, monkeypatch):
+    here = {"cores": 2, "cpu": "CPU A", "gpu": "no GPU"}
+    monkeypatch.setattr(B, "machine", lambda: dict(here))
+    B.record(tmp_path, "bench_sweep", ["--skip_dask"], {"x": 1}, date="2026-01-01", keep_other_commands=True)
+    B.record(tmp_path, "bench_sweep", [], {"x": 2}, date="2026-01-02", keep_other_commands=True)
+    B.record(tmp_path, "bench_sweep", ["--skip_dask"], {"x": 3}, date="2026-01-03", keep_other_commands=True)
+    path = tmp_path / "benchmarks" / "results" / "bench_sweep.json"
+    commands = [(r["command"], r["figures"]["x"]) for r in json.loads(path.read_text())["runs"]]
+    assert commands == [("python benchmarks/bench_sweep.py", 2), ("python benchmarks/bench_sweep.py --skip_dask", 3)]
+    here["cpu"] = "CPU B"  # another machine: its run replaces them all
+    B.record(tmp_path, "bench_sweep", ["--skip_dask"], {"x": 4}, date="2026-01-04", keep_other_commands=True)
+    runs = json.loads(path.read_text())["runs"]
+    assert [(r["command"], r["machine"]["cpu"]) for r in runs] == [("python benchmarks/bench_sweep.py --skip_dask",
+                                                                    "CPU B")]  # fmt: skip
+
+
+def test_one_table_per_benchmark_with_its_newest_run(tmp_path: Path):
+    """performance.md shows one table per benchmark: the newest run, or for bench_sweep a column per command."""
+    for date, wall in (("2026-01-02", 30.0), ("2026-01-01", 60.0)):  # an older run left by hand in the file
+        figures = {"epochs": 4, "wall_s": wall, "tca": 0.99, "asr": 1.0, "tensor_sps": 9000, "seed_sps": 3000,
+                   "seed_epochs": 4, "speedup": 3.0}  # fmt: skip
+        path = B.results_path(tmp_path, "bench_pipeline")
+        old = json.loads(path.read_text())["runs"] if path.is_file() else []
+        run = {"command": f"python benchmarks/bench_pipeline.py --x {date}", "date": date, "machine": B.machine(),
+               "torch": None, "figures": figures}  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"script": "bench_pipeline.py", "runs": [*old, run]}))
+    sweep = script("bench_sweep")
+    for argv, size, dask in (([], 20_000, 70.4), (["--train_size", "60000", "--skip_dask"], 60_000, None)):
+        times = {"one by one (thread rule)": 80.0, "local pool": 64.0}
+        if dask:
+            times["Dask LocalCluster"] = dask
+        args = argparse.Namespace(models=8, train_size=size, epochs=2)
+        same = True if dask else None
+        sweep.save(tmp_path, argv, sweep.figures(args, 2, times, one_thread_slowdown=1.6, dask_rows_identical=same))
+    contention = script("bench_contention")
+    args = argparse.Namespace(train_size=20_000, epochs=2, copies=3, repeats=2)
+    contention.save(tmp_path, [], contention.figures(args, 2, {"auto": 10.0, "default": 9.5, "one": 13.0}, 21.0, 90.0))
+
+    tables = B.performance_blocks(tmp_path)
+    for name, body in tables.items():
+        assert sum(line.startswith("|---") for line in body.splitlines()) == 1, name
+        assert body.count("Measured on ") == 1, name
+    assert "**30.0 s** wall" in tables["bench-pipeline"] and "60.0 s" not in tables["bench-pipeline"]
+    head = tables["bench-sweep"].splitlines()[0]
+    assert (
+        head
+        == "| sweep | 8 models, 20,000 images, 2 epochs, 2 workers | 8 models, 60,000 images, 2 epochs, 2 workers |"
+    )
+    assert "; the same rows as the pool | not run (`--skip_dask`) |" in tables["bench-sweep"]
+    assert (
+        "`python benchmarks/bench_sweep.py` and `python benchmarks/bench_sweep.py --train_size 60000 --skip_dask`"
+        in (tables["bench-sweep"])
+    )
+    assert "90.0 s = **4.62×** the fair share" in tables["bench-contention"]
 
 
 def test_committed_results_are_in_the_recorded_format():
@@ -116,6 +168,9 @@ def test_committed_results_are_in_the_recorded_format():
         for run in data["runs"]:
             assert list(run) == ["command", "date", "machine", "torch", "figures"], path.name
             assert run["command"].startswith(f"python benchmarks/{path.stem}.py"), path.name
+        # the present only: one run (bench_sweep: one per command), all on one machine
+        assert len(data["runs"]) == 1 or path.stem == "bench_sweep", path.name
+        assert all(r["machine"] == data["runs"][0]["machine"] for r in data["runs"]), path.name
 
 
 def test_missing_results_file_is_one_line(tmp_path: Path):
