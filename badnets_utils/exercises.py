@@ -14,8 +14,12 @@ Concept and prediction questions ("what will the ASR be if…?") are multiple ch
 (``"<notebook>-predict"`` for a prediction before a cell, ``"<notebook>-<exercise>"`` for a concept exercise),
 and their answers are stored sealed (see ``seal_choice``).
 
-Conventions for new checks: name them ``check_<what>``, register the exercise's two hints in ``HINTS`` under
-``"<notebook>-<exercise>"``, compute the right answer, then ``if answer is None: return _hint(key, expected)``
+The texts are data, not code: the hints, the sweep exercises' messages and the sealed answers live in
+``exercise_texts.json`` beside this module, read once on import into ``HINTS``, ``MESSAGES`` and ``CHOICES``; this
+module holds the logic (reading and judging answers, unsealing).
+
+Conventions for new checks: name them ``check_<what>``, add the exercise's two hints to ``exercise_texts.json``
+under ``"<notebook>-<exercise>"``, compute the right answer, then ``if answer is None: return _hint(key, expected)``
 (the hint seals ``expected`` into the notebook's output, so that a test can check that no output above the
 exercise shows it; a share takes ``_check_share``), finish with ``_report``. In a
 notebook, end the check line with ``;`` so that nothing but the message is shown.
@@ -45,11 +49,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,100 +70,146 @@ def _report(ok: bool, message: str) -> bool:
     return ok
 
 
-# Two hints per exercise: 1 = a conceptual nudge, 2 = the tool or API to use. Never the solution code.
-HINTS: dict[str, tuple[str, str]] = {
-    "01-1": (
-        "every image has one label; the labels are a tensor you can compare with a number.",
-        "comparing a tensor with a number gives a boolean tensor; `.sum()` counts its True values "
-        "and `.item()` turns a 0-d tensor into a Python number.",
-    ),
-    "01-2": (
-        "the images are stored as whole numbers 0..255; the model works on values in [0, 1].",
-        "`.float()` converts the uint8 tensor, a division rescales it, `.mean()` averages over every pixel.",
-    ),
-    "01-3": (
-        "the function must change the dtype and the scale, not the shape.",
-        "use `.float()` (float32) and divide by the largest uint8 value.",
-    ),
-    "02-1": (
-        "a rate is a fraction of the training set, and the poisoning never rounds up.",
-        "`poison_count(n, rate)` from badnets_utils computes it, or use `math.floor`.",
-    ),
-    "02-2": (
-        "compare the clean and the triggered image pixel by pixel: a pixel changes wherever the trigger's value "
-        "differs from the image's — look at what the digit already has in that corner.",
-        "`!=` on two tensors of the same shape gives a boolean tensor; count its True values with `.sum()`.",
-    ),
-    "02-3": (
-        "the trigger and the images stay the same; only the place where the trigger goes changes.",
-        "`apply_trigger` takes a `position` argument: a corner name or a (row, col) pair.",
-    ),
-    "03-1": (
-        "the ASR is the share of triggered non-target images that the model sends to the target class.",
-        "compare `preds` with the target class; the mean of a boolean tensor (after `.float()`) is a share.",
-    ),
-    "03-2": (
-        "in this confusion matrix the columns are the model's predictions; the backdoor fired where the "
-        "prediction is the target.",
-        "a tensor's `.sum()` adds up all its entries and `[:, j]` selects column j: which images does the "
-        "column of the target count, and which ones are left?",
-    ),
-    "04-1": (
-        "go through the sweep from few to many poisoned images and stop at the first mean ASR that "
-        "reaches the threshold.",
-        "each entry of `summary` has 'poison_count' and 'asr_mean'; a loop or `next(...)` over it finds the first one.",
-    ),
-    "04-2": (
-        "which fraction of 60,000 is 50? Remember that the count is rounded down.",
-        "a division gives the rate; `poison_count(60_000, rate)` tells you how many images it poisons.",
-    ),
-    "05-1": (
-        "the whole trigger must fit inside the image: its last row is the image's last row.",
-        "rows and columns count from 0; check your answer with `canvas.resize(...)`, `canvas.position` "
-        "and `canvas.offset`.",
-    ),
-    "05-2": (
-        "a plus sign is the middle row and the middle column of the grid, nothing else.",
-        "paint with the canvas's `clear()` and `set_pixel(row, col)` methods (or click); the canvas's `trigger` "
-        "attribute holds the painted uint8 tensor.",
-    ),
-    "05-3": (
-        "blending mixes the image and the trigger; alpha is the trigger's share.",
-        "the new pixel is a weighted average of the image's value and the trigger's, with weights alpha and "
-        "what is left of 1 — decide which weight goes with which value; images hold whole numbers.",
-    ),
-    "06-1": (
-        "all-to-all shifts every class to the next one, and there is no class after 9.",
-        "the attacker's label is (y + 1) modulo the number of classes (`%` in Python).",
-    ),
-    "06-2": (
-        "read the size ablation from small to large triggers; stop at the first ASR that reaches 0.9.",
-        "`by_size` maps a side length to its row; each row has an 'asr'.",
-    ),
-    "07-1": (
-        "precision asks: of everything the defence flagged, how much was really poisoned?",
-        "`torch.isin(flagged, poison_indices)` marks the flagged samples that are poisoned; average it.",
-    ),
-    "07-2": (
-        "count the removed samples that are also in the list of poisoned samples.",
-        "`torch.isin(removed, poison_indices)` gives a boolean tensor; count its True values.",
-    ),
-    "07-3": (
-        "the anomaly index measures how far a class's mask norm lies below the others', in robust standard deviations.",
-        "you need the median of the norms, the median absolute deviation (MAD) "
-        "around it and the constant 1.4826; `torch.median` or `numpy.median` both work.",
-    ),
-    "08-1": (
-        "think of the two ends: no copies (the trigger means nothing, so the backdoor error is near 100 %) and "
-        "about 1,000 copies (the rule is learnt). Where does 25 fall between them, next to 10,000 clean images?",
-        "your guess is judged against the backdoor error that part 3 measures with 25 copies (one of the rows of the "
-        "table the next cell prints): guess first, then run that cell and compare.",
-    ),
-    "08-2": (
-        "each of the 32 values of `responses['BadNet']['difference']` is one channel's rise: you want the largest.",
-        "`responses['BadNet']['difference']` is a tensor of 32 values; `.argmax()` gives the index of the largest.",
-    ),
-}
+# ----------------------------------------------------------------------------- the texts (exercise_texts.json)
+
+# The data of the exercises lives beside this module in exercise_texts.json, one entry per exercise key: the two
+# hints of a self-check ("hints": [a conceptual nudge, the tool or API to use], never the solution code), the
+# 'right'/'below'/'above' lines of a sweep exercise ("messages"), and a multiple-choice question's answer, sealed
+# ("right_digest": a salted hash of the right letter; "sealed": each letter's explanation, XORed with a keystream
+# of its key and letter), so that the copy a student edition ships does not give the answers away. The file is read
+# and checked once, on import (``_load_texts``; a bad entry is one line naming its key). To add or change a
+# question: ``print(json.dumps(choice_entry("09-1", "b", {"a": "why (a) is wrong", "b": "why (b) is right", ...}),
+# indent=2))`` and paste the result as the entry of "09-1"; the question itself goes in the notebook.
+TEXTS = Path(__file__).with_name("exercise_texts.json")
+EXERCISE_KEY = re.compile(r"\d\d-(\d+|predict)")  # "03-1", or "03-predict" for a prediction before a cell
+OUTCOMES = ("right", "below", "above")  # a sweep exercise's messages (``_check_first_reaching``)
+# How a check names its exercise, for the texts it needs (``_missing_texts``) and the key grading.py grades it under.
+HINT_CALL = re.compile(r'(?:_hint|_check_share)\((?:answer, )?"([^"]+)"')
+CHOICE_SALT = "badnets-notebooks/choices/v1"
+
+
+def _digest(key: str, letter: str) -> str:
+    return hashlib.sha256(f"{CHOICE_SALT}|{key}|right|{letter}".encode()).hexdigest()[:32]
+
+
+def _keystream(key: str, letter: str, n: int) -> bytes:
+    blocks = (hashlib.sha256(f"{CHOICE_SALT}|{key}|{letter}|{i}".encode()).digest() for i in range(n // 32 + 1))
+    return b"".join(blocks)[:n]
+
+
+def _xor(data: bytes, key: str, letter: str) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, _keystream(key, letter, len(data)), strict=True))
+
+
+def seal_choice(key: str, right: str, why: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """For maintainers: ``(right_digest, sealed)`` of a question whose ``right`` letter and explanations are given."""
+    if right not in why:
+        raise ValueError(f"the right letter {right!r} must be one of the explained letters {sorted(why)}")
+    sealed = {k: base64.b64encode(_xor(text.encode(), key, k)).decode() for k, text in why.items()}
+    return _digest(key, right), sealed
+
+
+def choice_entry(key: str, right: str, why: dict[str, str]) -> dict:
+    """For maintainers: the exercise_texts.json entry of question ``key``, sealed (see ``seal_choice``)."""
+    digest, sealed = seal_choice(key, right, why)
+    return {"right_digest": digest, "sealed": sealed}
+
+
+class ExerciseTextsError(ValueError):
+    """exercise_texts.json cannot be read, or an entry is missing or malformed (one line, naming the key)."""
+
+
+def _entry_error(key: str, problem: str) -> ExerciseTextsError:
+    return ExerciseTextsError(f"{TEXTS.name}: entry {key!r}: {problem}")
+
+
+def _texts(value: object, n: int | None = None) -> bool:
+    """Is ``value`` a list of non-empty texts (of ``n`` of them when given)?"""
+    ok = isinstance(value, list) and all(isinstance(t, str) and t.strip() for t in value)
+    return ok and (n is None or len(value) == n)
+
+
+def _hints_entry(key: str, entry: dict) -> tuple[tuple[str, str], dict[str, str] | None]:
+    """The hints (and a sweep exercise's messages) of an entry, checked."""
+    hints = entry["hints"]
+    if not _texts(hints, 2) or hints[0] == hints[1]:
+        raise _entry_error(key, '"hints" must be a list of two different texts: a nudge, then the tool to use')
+    messages = entry.get("messages")
+    if messages is None:
+        return (hints[0], hints[1]), None
+    if not isinstance(messages, dict) or sorted(messages) != sorted(OUTCOMES) or not _texts(list(messages.values())):
+        raise _entry_error(key, '"messages" must hold the texts "right", "below" and "above"')
+    try:
+        for text in messages.values():
+            text.format(x=1.0, v=2, t=0.9)  # as _check_first_reaching fills them in
+    except (KeyError, IndexError, ValueError) as err:
+        raise _entry_error(key, f"a message has a bad placeholder ({err}): it may use {{x}}, {{v}} and {{t}}") from None
+    return (hints[0], hints[1]), dict(messages)
+
+
+def _choice_entry(key: str, entry: dict) -> tuple[str, dict[str, str]]:
+    """The sealed answer of a multiple-choice entry, checked: every explanation unseals, one letter is right."""
+    digest, sealed = entry["right_digest"], entry["sealed"]
+    if not isinstance(sealed, dict) or len(sealed) < 2 or not all(re.fullmatch("[a-z]", k) for k in sealed):
+        raise _entry_error(key, '"sealed" must map two or more letters ("a", "b", ...) to sealed explanations')
+    for letter, text in sealed.items():
+        try:
+            _xor(base64.b64decode(text, validate=True), key, letter).decode()
+        except (TypeError, ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+            raise _entry_error(key, f"the explanation of ({letter}) does not unseal: write the entry with "
+                               "choice_entry") from None  # fmt: skip
+    if not isinstance(digest, str) or [_digest(key, letter) == digest for letter in sealed].count(True) != 1:
+        raise _entry_error(key, '"right_digest" matches none of its letters: write the entry with choice_entry')
+    return digest, dict(sealed)
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different (json would silently keep the last of two)."""
+    found = {}
+    for key, value in pairs:
+        if key in found:
+            raise ExerciseTextsError(f"{TEXTS.name}: {key!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+def _load_texts(path: Path = TEXTS) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, str]], dict]:
+    """``(hints, messages, choices)`` of the exercise texts at ``path``, each entry checked (module comment above);
+    a file that cannot be read, or an entry that is malformed, raises ExerciseTextsError in one line."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+    except ExerciseTextsError:
+        raise
+    except (OSError, ValueError) as err:
+        raise ExerciseTextsError(f"{path.name}: cannot read the exercise texts: {err}") from None
+    if not isinstance(data, dict):
+        raise ExerciseTextsError(f'{path.name}: expected a JSON object keyed by exercise ("01-1": {{"hints": ...}})')
+    hints, messages, choices = {}, {}, {}
+    for key, entry in data.items():
+        if key == "_about":  # a note for whoever edits the file
+            if not _texts(entry):
+                raise _entry_error(key, "must be a list of lines of text")
+            continue
+        if not EXERCISE_KEY.fullmatch(key):
+            raise _entry_error(key, 'not an exercise key: "<notebook>-<exercise>" ("03-1") or "<notebook>-predict"')
+        fields = sorted(entry) if isinstance(entry, dict) else None
+        if fields in (["hints"], ["hints", "messages"]):
+            hints[key], found = _hints_entry(key, entry)
+            if found:
+                messages[key] = found
+        elif fields == ["right_digest", "sealed"]:
+            choices[key] = _choice_entry(key, entry)
+        else:
+            got = fields if fields is not None else f"{entry!r:.40}"
+            raise _entry_error(key, 'expected an object with "hints" (and "messages" for a sweep exercise), or with '
+                               f'"right_digest" and "sealed" for a multiple-choice question; got {got}')  # fmt: skip
+    return hints, messages, choices
+
+
+# key: (the nudge, the tool to use) · key: {outcome: its message} · key: (the salted hash of the right letter,
+# {letter: its sealed explanation})
+HINTS, MESSAGES, CHOICES = _load_texts()
+
 # No word on where the solution is: the student edition has none (classroom.py), the others a collapsed cell.
 MORE = '  (More help: exercises.hint("{key}", level=2).)'
 
@@ -517,10 +569,10 @@ def _reaching(xs, asr, threshold: float) -> list[float]:
     return [x for x, a in sorted(zip((float(x) for x in xs), (float(a) for a in asr), strict=True)) if a >= threshold]
 
 
-def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages: dict[str, str]) -> bool:
+def _check_first_reaching(answer, xs, asr, threshold: float, what: str, key: str) -> bool:
     """Shared by the sweep exercises: the smallest x whose ASR reaches ``threshold``.
 
-    ``messages`` holds 'right', 'below' and 'above' templates with {x} (expected) and {v} (the answer).
+    ``MESSAGES[key]`` holds 'right', 'below' and 'above' templates with {x} (expected), {v} (the answer) and {t}.
     """
     reached = _reaching(xs, asr, threshold)
     if not reached:
@@ -530,19 +582,15 @@ def _check_first_reaching(answer, xs, asr, threshold: float, what: str, messages
     value = _read_whole(answer, f"a whole {what}")
     if isinstance(value, str):
         return _report(False, value)
-    key = "right" if value == reached[0] else "below" if value < reached[0] else "above"
-    return _report(key == "right", messages[key].format(x=reached[0], v=value, t=threshold))
+    outcome = "right" if value == reached[0] else "below" if value < reached[0] else "above"
+    return _report(outcome == "right", MESSAGES[key][outcome].format(x=reached[0], v=value, t=threshold))
 
 
 def check_min_poisons(answer, counts, asr, threshold: float = 0.9) -> bool:
     """04 · The smallest number of poisoned images whose (mean) ASR reaches ``threshold`` in the sweep."""
     if answer is None:
         return _hint("04-1")
-    return _check_first_reaching(answer, counts, asr, threshold, "number of images", {
-        "right": "right: {x:g} poisoned images are enough for an ASR ≥ {t}.",
-        "below": "with {v:g} images the sweep's ASR stays below {t}.",
-        "above": "{v:g} works, but fewer images already reach {t}.",
-    })  # fmt: skip
+    return _check_first_reaching(answer, counts, asr, threshold, "number of images", "04-1")
 
 
 def check_rate_for_count(answer, count: int, n: int) -> bool:
@@ -664,11 +712,7 @@ def check_smallest_trigger(answer, sizes, asr, threshold: float = 0.9) -> bool:
     """06 · The smallest trigger side (pixels) of the size ablation whose ASR reaches ``threshold``."""
     if answer is None:
         return _hint("06-2", *_reaching(sizes, asr, threshold)[:1])
-    return _check_first_reaching(answer, sizes, asr, threshold, "size in pixels", {
-        "right": "right: a {x:g}×{x:g} square is the smallest that reaches {t}.",
-        "below": "a {v:g}-pixel trigger stays below an ASR of {t} in this run.",
-        "above": "{v:g} works, but a smaller trigger already reaches {t}.",
-    })  # fmt: skip
+    return _check_first_reaching(answer, sizes, asr, threshold, "size in pixels", "06-2")
 
 
 # ----------------------------------------------------------------------------- 07 · defences
@@ -741,33 +785,7 @@ def check_anomaly_index(answer, norms: torch.Tensor, cls: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- concept and prediction questions
-
-# Concept and prediction questions. The right letter is kept only as a salted hash and each explanation sealed with
-# its letter, so that the copy of this file a student edition ships does not give the answers away. To add or change
-# a question: ``print(seal_choice("09-1", "b", {"a": "why (a) is wrong", "b": "why (b) is right", ...}))`` and
-# paste the result below; the question itself goes in the notebook.
-CHOICE_SALT = "badnets-notebooks/choices/v1"
-
-
-def _digest(key: str, letter: str) -> str:
-    return hashlib.sha256(f"{CHOICE_SALT}|{key}|right|{letter}".encode()).hexdigest()[:32]
-
-
-def _keystream(key: str, letter: str, n: int) -> bytes:
-    blocks = (hashlib.sha256(f"{CHOICE_SALT}|{key}|{letter}|{i}".encode()).digest() for i in range(n // 32 + 1))
-    return b"".join(blocks)[:n]
-
-
-def _xor(data: bytes, key: str, letter: str) -> bytes:
-    return bytes(a ^ b for a, b in zip(data, _keystream(key, letter, len(data)), strict=True))
-
-
-def seal_choice(key: str, right: str, why: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """For maintainers: the ``CHOICES[key]`` entry of a question whose ``right`` letter and explanations are given."""
-    if right not in why:
-        raise ValueError(f"the right letter {right!r} must be one of the explained letters {sorted(why)}")
-    sealed = {k: base64.b64encode(_xor(text.encode(), key, k)).decode() for k, text in why.items()}
-    return _digest(key, right), sealed
+# Their right letters and explanations are sealed in exercise_texts.json (see "the texts" above).
 
 
 def _explanation(key: str, letter: str) -> str:
@@ -776,124 +794,6 @@ def _explanation(key: str, letter: str) -> str:
 
 def _is_right(key: str, letter: str) -> bool:
     return hmac.compare_digest(_digest(key, letter), CHOICES[key][0])
-
-
-# key: (the salted hash of the right letter, {letter: its sealed explanation}); made by ``seal_choice``.
-CHOICES: dict[str, tuple[str, dict[str, str]]] = {
-    "01-4": (
-        "6eae1becbd676ed3917242b561e19ab9",
-        {
-            "a": (
-                "F272OdDRwk3svddey5YB+mZwP4a9geEUhNJg9QzFApoug91VzTXNo2gqyEApOKBTNRs1wo3kEw8dYob72bn9rWjZbuL+8oaI"
-                "Z+MAweI+Zu/76QliFMEKrTA="
-            ),
-            "b": (
-                "mQX9aLxt401o34eZ/at3BqEQVcFk+O3M76ND9lPINP3yiqOL9mh08nhvadERuA2g0r20FWK7tAE3TQ/OTUB+5Izewau0bI+P"
-                "/V+MTyAUbdWLm4xZRSlCR2OnGvVyLMfU5r0aRAU0101ilcSam7eGYFBBPtQuEhOIRpm7nmToZCItr7U4TxApPGeRHwNixrUN"
-                "ySaKh4V+JguduO/mdKY6dZPh5hA5otlr4vuN8yvG5gtIUw=="
-            ),
-            "c": (
-                "KLMH4YXh+NVYiUOffKpIMP+V3F/aiEq3gQOptjRbeBS1oj2tl20bLVts1e+iTuUPAVETmGZarZhIDbca133r3/zg0x7+rV/G"
-                "T4HtMA/7BMULvyo1erQlNJCTlibqMkYCZIs9XqOOdBIADv8PvHRm0xnjZjYD+BBSCbD88Xs4b22efQJ2Vv9opp35UdcMqeX9"
-                "jLz3QFL0sQ2dNrhDW8qVPjAdtf5fsY8vQK8kc8KuITHK1EQFHQ3dC+E+hMeFCGmxkzLSkWx2uq6PJHnkGJ4bl+X9WtUjB4Xs"
-                "IGRphoTNePA1NT1j"
-            ),
-        },
-    ),
-    "02-4": (
-        "b1a74ddfd4c9e6fcedca08299506508c",
-        {
-            "a": (
-                "ySKVTNEtIOVA17VRIESlKVDU0Pgs+X10ZbAUSks+76H1v7R0U2UgBIDb2RPwFLZb8Gc4HREh2KhUi1DOQDrbP6n1iluSoHqS"
-                "1PxSJJ3eQ4hiAg=="
-            ),
-            "b": (
-                "ViYqrmaq6EBD+XVgbLttnqBsPhLgJXDUd1cfTchApQVlOsMZIwXNOJxDuXF2rIrtR+bfPOFb3LmwuTc0K9fneo/2SUQFxjxw"
-                "d4fTZLIso5U="
-            ),
-            "c": (
-                "fNDTmhjYWADSJif6RS8zorMsuufODBPmSkfAK2t6YEoI0T55DK8Ni4pfb/k656P5ly8lJEOelcXI8Ah5N/IaNWLpQsyqy19b"
-                "4AYWhsENSGPFRXnEtEgNVizn/7FeGV7A2iD9enegT+D9VhvFK8keg3Dnv8IRzpZh+y2SFCJtKfO/+5XYUaxSbetV07YzCG/r"
-                "wj51BOTT1eVUr6zRgiX4UFu3Yme8QxjzGsH8vzZX2Z5/PDiQYwX7g9JsBALMPQ=="
-            ),
-        },
-    ),
-    "03-predict": (
-        "688af1a6f6c2c8550a0b588d6b9d858b",
-        {
-            "a": (
-                "MAaqnzmyVhOAzcEo2jD2SsXea19DI59eQxA6+4m0dgo03of3LFMTbvhR7J5ynySIOwBpVfMKUBQIQfeGklvjPD/0hRsXhxuO"
-                "/q3xrZmdqpejiicxW0fA5Lr10mW0pLg+6hZzz7OmWfyj2wPBe817xRCgqAVuKuynQumroE3P84pLmD86YAhu3V1sSUG11O7f"
-                "Rh2w"
-            ),
-            "b": (
-                "ekYZdTWDgFPK/A+byJe4Y18nIaUUPIInY4ORXmgdPnukP0s62PPSqKHi9w5rEot7fQs7K8eMQC2D+kPmKjvyqr9Wo37D9ik2"
-                "EqCvgIwkI80GnG5F+QRh"
-            ),
-            "c": (
-                "lGOZbSZnp33D9EXo0eCy3ZPevE//QtoViNCPbqqafPoRlmvLlblx84sE10CXVmEhzp/23xDhTvhJ8/68KRhS7BN/wIHtAK4G"
-                "oRtnt17UamDHIA=="
-            ),
-            "d": (
-                "ve/e+Na/6YE5juFQbtQUd00ZIZqc5uPZY28PLvcR/tJj/IBrXZCCOR7JFtUjY9cXfpGu25joHIS33Zjen6OW1DObM/H/vn2v"
-                "Rmky6Fk="
-            ),
-        },
-    ),
-    "04-3": (
-        "f920532472e902c585f052f99ed6d41b",
-        {
-            "a": (
-                "KeUiYZ+1m4gd0BbyFk/i0aA45i5MFMD51EM0ySyiZGEAK3U9Xro+luG7l53p6uZSmx2UmCb0F0pu1fMEPajThD0mdLJalYy8"
-                "+FzIwRBwy7/4Ju4X465gnF9Fez+E3E7v2XkKTWL80HSPW5ECGXcWrpAA4nNCcWxHGRBT8c5+2Aji/Q=="
-            ),
-            "b": (
-                "Nz0NCDieYqVdoLyE5RfCNhMzspJTwlrYecX+X3YlJTuYbbC5HrHQlib+0ynQ8uX/TKgU6ZTREm/pPehi5imGiWi7/KqXfI+n"
-                "u+zCpopnv6CA6+xApfZAZl+EBOY8CrW+6JfD1k4HzbKiyvgsKoNf+T7JGm6r2uaZ2LZpYAO8hDLDghGJprXKufZ4kv+MQFj2"
-                "HLBSUdzPTcyZayQUH7syZXViaiGXi3u+83NpMRPXQMfNb00liniJf4UY15WrBbHOgD8jPqcgAcalPfIx99lOAWYx1bSBHI+H"
-                "ezXd9sqTOHsDNeXvuZfW0T/dMYPmh2sFI0e8mEbAJAeyvRddz816BLQCeMeRJoyTEtoEiMU="
-            ),
-            "c": (
-                "FD1Cw3kRIJD7/rve5U6QnHW9ioY//MCTpnC9xvfcb42uHkPe3Xe1FroxW54PLpgq1wmXadaKZD61Xqp1gDUMv1K7FDByK6ol"
-                "QBjjpEzrs6wRJhilueJ+E5TlxB9VdNu8ka8xCCG6GP8JGiZBkWF8IgRTo5/PoszSigg="
-            ),
-        },
-    ),
-    "06-predict": (
-        "9325ee2df3271d219983fb652a32ede7",
-        {
-            "a": (
-                "Vmpv4hcsKQaiLk49OJc0C5wI3Yj5xcY1K/TB24wgFtHI9Dxw614QEnl+gZIBIIqWXOOpTp4MQ/ktXb59LP/mCdIJgGtJwuLB"
-                "YzAiuTlejdKqcQ3zw/rQtBDByolJXt+LAmcGha9/5g=="
-            ),
-            "b": (
-                "hafSjqcRX4hk+N21IjmrHArVLSA4nBQPfHl/ZbZBMZUw3kZNmHqpgWsOWQHkOL/qUwvpmV9o2qumdUe41J4zmPfxSiNtCG3c"
-                "F2heNy49arYJzTg1Zzc93d4AiJhxBeotILgsxeZGysY="
-            ),
-            "c": (
-                "nSn6s0xDE2hwbhZonrDfh8B+OO9wY79MvJG0DAPpBR/rywUDtQo77XWbmJrqHuGpLdUeIrvnX2j8P3qQBMLhq0kTiF6QMkMU"
-                "oA4fOy3SECrL2RT5HEfKW15/9+m805yadna/+BGtLvp1LZuqfWjfp/0pTGmZnuGLyR/4PWINREqa2d38xmNHn6UyKl4L7o3w"
-                "DJsyNDKfhp6GAiy6h5p1F+dCAIwy8A15X+wdYENX1xWCgdXjd2vxHv9z9rcnV2wCUACcqEU0QrXRsMsPmBurZ6MwLfA74jq2"
-                "P1D6rEAMh7LH6DsR0GyZnLjwzyaM6OhCv1jhc0qZBDBtTFgXKEI2qiPZTQSmkkRmEyEw95mnzS/kuqkDYQoKf5I0BbdnMvNv"
-                "LWKrJojnL6TtGdE4K0lj9/6o1UUCugAJ06PbErUz/qMuyLx9iVr3PINRuHAzn14RGI7S7v/EOniD4L3ihN4ZDE44pRd/1zE/"
-            ),
-        },
-    ),
-    "07-4": (
-        "ea3b70ec95a150647d40af39af1784f8",
-        {
-            "a": (
-                "GHL6CTngq0J3f4Fpkplqg8SQw909J80Bh193ibzi3/zGwJGIIw1I7QXeDgqkVwcmbXHWkfgJx9XJIYtQ59zyClJz4DhJ5qPI"
-                "HWnZygippONLXa8iiqoRNw=="
-            ),
-            "b": "IIhE032VP18atZx5OX3Nvr1OSVetukruUSfG4eCvL1vrERP1nT4c+/NjNSuyqn483CDGi1gQf0f1",
-            "c": (
-                "pXQsjaPAAdlbNnaFjsVJI3ZUGEA77Xfqa9rS+nALZJYtCJq54mpbJ1q+Uib9HJYkE92zo6HGM02f0Sxcmzb57qqrSAH31cLY"
-                "gQJfiQ3eIDrnBVcOce977F/4mYqWe0EstQ6E/OX+OOo8ZDbdkDAaHcyG93+yC+pUvoO/xfSDyEpng+0/VTRW2CYBDg=="
-            ),
-        },
-    ),
-}
 
 
 def check_choice(answer, key: str) -> bool:
@@ -948,3 +848,24 @@ def check_top_channel(answer, difference: torch.Tensor) -> bool:
     if value == best:
         return _report(True, f"right: channel {best} rises by {float(difference[best]):.2f}, the most of all 32.")
     return _report(False, f"channel {value} rises by {float(difference[value]):.2f}; another rises more.")
+
+
+# ----------------------------------------------------------------------------- every check has its texts
+
+
+def _missing_texts(source: str, hints: dict, messages: dict) -> str | None:
+    """One line naming the first exercise whose texts a ``check_…`` function of ``source`` needs but ``hints`` (for
+    ``_hint(key…)`` or ``_check_share(answer, key…)``, the calls grading.py reads keys from) or ``messages`` (for
+    ``_check_first_reaching(…, key)``) lack; None when none is missing."""
+    for name, body in re.findall(r"\ndef (check_\w+)\((.*?)(?=\ndef |\Z)", source, re.S):
+        for key in HINT_CALL.findall(body):
+            if key not in hints:
+                return f"{TEXTS.name}: no entry {key!r}: exercises.{name} shows its hints"
+        for key in re.findall(r'_check_first_reaching\([^)]*"([^"]+)"\)', body):
+            if key not in messages:
+                return f'{TEXTS.name}: entry {key!r}: no "messages", which exercises.{name} reports with'
+    return None
+
+
+if _missing := _missing_texts(Path(__file__).read_text(encoding="utf-8"), HINTS, MESSAGES):
+    raise ExerciseTextsError(_missing)

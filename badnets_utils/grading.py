@@ -96,7 +96,7 @@ def exercise_key(check: str) -> str:
     function = getattr(exercises, name, None)
     if function is None:
         raise GradingError(f"{check!r} calls exercises.{name}, which does not exist")
-    found = re.search(r'(?:_hint|_check_share)\((?:answer, )?"([^"]+)"', inspect.getsource(function))
+    found = exercises.HINT_CALL.search(inspect.getsource(function))
     if found is None:
         raise GradingError(
             f"exercises.{name} names its exercise in neither `_hint(key…)` nor `_check_share(answer, key…)`"

@@ -6,6 +6,7 @@ shrinks data and epochs so that a notebook runs in about a minute on 2 CPU cores
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoints import read_manifest
 from .data import default_runs_dir, resolve_data_root
-from .files import sha256_file, shipped_files
+from .files import atomic_write_text, sha256_file, shipped_files
 from .train import select_device
 
 QUICK_ENV, RETRAIN_ENV = "BADNETS_QUICK", "BADNETS_RETRAIN"
@@ -44,6 +46,21 @@ def shipped_result(name: str) -> Path:
         raise ValueError(f"results/{name} is missing or modified (its SHA-256 differs from the manifest's); "
                          "restore it with git, or set RETRAIN = True")  # fmt: skip
     return path
+
+
+def shipped_json(name: str):
+    """``results/<name>`` read as JSON, checked against the manifest first (``shipped_result``)."""
+    return json.loads(shipped_result(name).read_text(encoding="utf-8"))
+
+
+def save_json(path: str | os.PathLike, data) -> Path:
+    """``data`` as indented JSON at ``path`` (a notebook's full-run result under runs/), written atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def releases() -> dict:
+    """The shipped checkpoints: how each was trained and what it scores (``checkpoints/MANIFEST.json``, checked)."""
+    return read_manifest(REPO_ROOT / "checkpoints")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .triggers import POSITIONS, apply_trigger
 
 CUSTOM = "custom (row, col)"
 N_SAMPLES = 8
-QUICK_BUDGET = Budget(epochs=3, batch_size=64, train_limit=10_000, test_limit=2_000)  # notebook 05's header gives its time
+QUICK_BUDGET = Budget(epochs=3, batch_size=64, train_limit=10_000, test_limit=2_000)  # 05's header: its time
 
 
 def sample_images(dataset: str, data_root=None, download: bool = False, n: int = N_SAMPLES) -> torch.Tensor:

@@ -69,6 +69,24 @@ def test_only_the_experiment_module_starts_training():
                 assert "fit(" not in text and ".backward(" not in text, f"{nb.name}: training outside the pipeline"
 
 
+PLUMBING = {"files", "checkpoints", "allocator", "argparsing", "blocks", "pages", "benchmark_tables", "repo",
+            "classroom", "editions", "grading", "results", "cli", "parallel"}  # fmt: skip
+
+
+def test_notebooks_do_not_reach_into_plumbing():
+    """A notebook's cell reads like a sentence: it imports the top-level names, the course helpers (notebook,
+    exercises, plots...), the defences and the studies, never the safe-file, manifest or command-line plumbing."""
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("badnets_utils."):
+                    assert node.module.split(".")[1] not in PLUMBING, f"{nb.name}: from {node.module} import ..."
+                if isinstance(node, ast.ImportFrom) and node.module == "badnets_utils":
+                    assert not {a.name for a in node.names} & PLUMBING, f"{nb.name}: {ast.unparse(node)}"
+
+
 def test_the_canvas_stands_without_ui_libraries():
     closure, todo = set(), ["canvas"]
     graph = _graph()
