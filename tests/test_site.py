@@ -235,7 +235,11 @@ def _page(browser, width: int = 1280, height: int = 900):
     page.problems = []
     page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: page.problems.append(f"exception: {e}"))
-    page.on("requestfailed", lambda r: page.problems.append(f"request failed: {r.url}"))
+    # a request the browser cancels because the test moved on (net::ERR_ABORTED: a late favicon under load) is not a
+    # failure of the site; a network error or an HTTP error status is
+    page.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED" and page.problems.append(
+        f"request failed ({r.failure}): {r.url}"))  # fmt: skip
+    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"HTTP {r.status}: {r.url}"))
     try:
         yield page
     finally:
