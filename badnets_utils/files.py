@@ -291,11 +291,12 @@ def atomic_write(
 ) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
-    Refuses (ValueError) a file the project ships. If ``write`` raises, the temporary file is removed
-    and ``path`` is left as it was. Temporary files of killed writes older than ``stale_after_s`` go.
+    Refuses (ValueError) a file the project ships and anything but a regular file (``refuse_non_file``). If
+    ``write`` raises, the temporary file is removed and ``path`` is left as it was. Temporary files of killed writes
+    older than ``stale_after_s`` go.
     """
     path = Path(path)
-    guard_shipped(path)
+    refuse_non_file(path, follow=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, stale_after_s)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
@@ -359,18 +360,25 @@ def _probe_folder(folder: Path, shown_as: Path | None = None) -> None:
         )
 
 
+def refuse_non_file(target: str | os.PathLike, follow: bool = False) -> None:
+    """The one output-path rule: a file the project writes is a regular file or absent, never a folder, device,
+    FIFO or socket (a write renamed over ``/dev/null`` would replace it), and never a shipped file. ``follow``:
+    judge what a symbolic link points to (a write replaces the link itself)."""
+    guard_shipped(target)
+    try:
+        info = os.stat(target) if follow else os.lstat(target)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ValueError(f"cannot write {shown(target)} ({err.strerror or type(err).__name__})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"cannot write {shown(target)}: it is {_kind(info.st_mode)}; allowed: a file or nothing")
+
+
 def check_target(folder: Path, target: Path) -> None:
     """Before training: ``target`` (a file the run will write) can be written: not shipped, not a folder or other
     non-file, and every part of its path that exists is a folder, the deepest of them writable. Nothing is made."""
-    guard_shipped(target)
-    try:
-        info = os.lstat(target)
-    except FileNotFoundError:
-        info = None
-    except OSError as err:
-        raise ValueError(f"cannot write {shown(target)} ({err.strerror or type(err).__name__})") from None
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"cannot write {shown(target)}: it is {_kind(info.st_mode)}; allowed: a file or nothing")
+    refuse_non_file(target)
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -20,7 +20,7 @@ import os
 import pickle
 import signal
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -99,6 +99,14 @@ def _data_for(job: Job) -> Data:
     return _loaded[key]
 
 
+def run_name(job: Job, taken: Iterable[str] = ()) -> str:
+    """A run's name in a report of failures: its label with its rate (or count) and seed, unique among ``taken``."""
+    a = job.attack
+    amount = f"count {a.count}" if getattr(a, "count", None) is not None else f"rate {getattr(a, 'rate', '?')}"
+    name = f"{getattr(a, 'label', a)}, {amount}, seed {getattr(a, 'seed', '?')}"
+    return name if name not in taken else f"{name} (run {job.index + 1})"
+
+
 def run_job(job: Job, data: Data | None = None) -> Any:
     """One run with ``RUN_THREADS`` threads, on ``data`` or on this process's copy of the job's data."""
     repair_trim_only()  # a Dask worker's trim-only allocator setting slows training down (allocator.py)
@@ -147,7 +155,7 @@ def run_all(
         for index, ok, value in outcomes:
             bar.update(1)
             if not ok:
-                failures[jobs[index].attack.label] = value
+                failures[run_name(jobs[index], failures)] = value
                 continue
             results[index] = value
             if on_result is not None:

@@ -31,7 +31,7 @@ import torch
 from .checkpoints import save_checkpoint
 from .data import default_runs_dir
 from .experiment import Attack, Budget, Result, check_attack_settings, check_budget, load_data, run
-from .files import atomic_write, atomic_write_text, shown, shown_here
+from .files import atomic_write, atomic_write_text, check_target, read_input, shown, shown_here
 from .parallel import RunsFailedError, auto_workers, run_all
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ FIELDS = (*KEY_FIELDS, *RESULT_FIELDS)
 _INTS = {"trigger_size", "trigger_label", "source", "poison_count", "seed", "epochs", "batch_size", "train_limit",
          "test_limit", "poisoned", "train_size", "trained_on", "test_size"}  # fmt: skip
 _FLOATS = {"alpha", "poisoning_rate", "lr", "tca", "asr", "seconds"}
+MAX_CSV_BYTES = 64 * 2**20  # a sweep CSV larger than this is not one this package wrote
 MODELS_SUFFIX = "_models"  # runs/sweeps/rates.csv keeps its models in runs/sweeps/rates_models/
 GROUP_FIELDS = tuple(k for k in KEY_FIELDS if k not in ("poisoning_rate", "poison_count", "seed"))  # one curve each
 MAX_PANELS = 6  # settings (trigger, target...) a sweep's plot draws, one panel each
@@ -76,14 +77,51 @@ def _stored(row: dict) -> dict:
     return {k: _parse(k, _fmt(v)) if k in _INTS or k in _FLOATS else v for k, v in row.items()}
 
 
+def _header(path: Path, names: list[str] | None) -> None:
+    """A sweep CSV's header names every key and result column once (an older CSV may lack the newer columns)."""
+    names = names or []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{shown(path)} is not a sweep CSV: column {twice[0]!r} appears twice; allowed: each once")
+    missing = [k for k in (*KEY_FIELDS, "tca", "asr") if k not in names]
+    if missing:
+        raise ValueError(f"{shown(path)} is not a sweep CSV: no {missing[0]!r} column (its header: "
+                         f"{shown(','.join(names), 80)}); give a new --csv, or fix its header")  # fmt: skip
+
+
+def _row(path: Path, line: int, row: dict) -> dict:
+    if None in row or any(v is None for v in row.values()):
+        raise ValueError(f"{shown(path)}, line {line}: {len(row.get(None) or [])} field(s) too many or too few; "
+                         "allowed: one per column (a truncated or hand-edited row?)")  # fmt: skip
+    try:
+        parsed = {k: _parse(k, v) for k, v in row.items()}
+    except ValueError as err:
+        raise ValueError(f"{shown(path)}, line {line}: {err}") from None
+    for key in ("tca", "asr"):
+        value = parsed[key]
+        if value is None or not math.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError(f"{shown(path)}, line {line}: {key} {row[key]!r}; allowed: a number in [0, 1]")
+    return parsed
+
+
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Rows of a sweep CSV ([] when the file does not exist); a column an older CSV lacks (``trained_on``,
-    ``model``) is None."""
+    ``model``) is None. Only a regular file is read (a folder, FIFO or device is refused in one line, before any
+    training); a malformed header or row is one line naming the file and the line."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="") as f:
-        rows = [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    text = read_input(path, "--csv", MAX_CSV_BYTES).decode("utf-8-sig", errors="replace")  # a spreadsheet's BOM
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        _header(path, reader.fieldnames)
+        rows = [_row(path, reader.line_num, row) for row in reader]
+    except csv.Error as err:
+        raise ValueError(f"{shown(path)}, line {reader.line_num}: not CSV ({err})") from None
+    keys = [_row_key(r) for r in rows]
+    if len(set(keys)) < len(keys):
+        line = next(i + 2 for i, k in enumerate(keys) if k in keys[:i])  # the repeat (line 1 is the header)
+        raise ValueError(f"{shown(path)}, line {line}: the same run twice; allowed: one row per run")
     return [{**dict.fromkeys(FIELDS), **row} for row in rows]
 
 
@@ -183,6 +221,10 @@ def run_sweep(
     check_budget(budget)
     if keep_models and csv_path is None:
         raise ValueError("keep_models=True needs a csv_path, not None: the models are kept in a folder beside the CSV")
+    if csv_path is not None:  # every file the sweep writes is checked before anything trains
+        check_target(Path(csv_path).parent, Path(csv_path))
+        if keep_models:
+            check_target(models_dir(csv_path), models_dir(csv_path) / "model.pth")
     done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
     keys = [run_key(a, budget) for a in attacks]
     reuse = {k for k in keys if k in done and (not keep_models or has_model(done[k], csv_path))}
@@ -438,6 +480,8 @@ def main(argv: list[str]) -> int:
     executor = dask_executor(args.scheduler) if args.scheduler else None
     n = args.workers or auto_workers(budget, len(attacks))
     where = f"Dask scheduler {args.scheduler}" if executor else f"{n} local worker{'s' if n > 1 else ''}"
+    if len(set(args.rates)) > 1:  # the plot too is checked before anything trains
+        check_target(Path(args.csv).parent, Path(args.csv).with_suffix(".png"))
     kept = f", models in {shown_here(models_dir(args.csv))}/" if args.keep_models else ""
     print(f"{len(attacks)} runs on {where}; rows in {shown_here(args.csv)}{kept}", flush=True)
     try:
@@ -446,9 +490,10 @@ def main(argv: list[str]) -> int:
     except RunsFailedError as err:
         for name, why in err.failures.items():
             print(f"badnets sweep: run {name!r} failed: {why.splitlines()[0]}", file=sys.stderr)
-        print(
-            f"the {len(attacks) - len(err.failures)} other runs are in {args.csv}; run again to retry", file=sys.stderr
-        )
+        finished = len(attacks) - len(err.failures)
+        where = f"are in {shown_here(args.csv)}" if finished and os.path.exists(args.csv) else "finished: none"
+        print(f"the {finished} other run(s) {where}; run the same command again to retry the failed ones",
+              file=sys.stderr)  # fmt: skip
         return 1
     if len(set(args.rates)) > 1:
         report(rows, Path(args.csv).with_suffix(".png"))

@@ -86,12 +86,26 @@ def test_a_dead_worker_is_reported_by_name_and_the_others_go_on(mnist_root):
     small = BUDGET.replace(train_limit=300, test_limit=100)
     attacks = [Attack(target=2), Attack(target=4, name="doomed"), Attack(target=5), Attack(target=6)]
     rows = []
-    with pytest.raises(RunsFailedError, match="'doomed': its worker process died") as failed:
+    with pytest.raises(RunsFailedError, match="'doomed, rate 0.1, seed 0': its worker process died") as failed:
         run_all(
             run, load_data, attacks, small, data_root=mnist_root, on_result=rows.append, workers=2, finish=die_on_doomed
         )
-    assert list(failed.value.failures) == ["doomed"]
+    assert list(failed.value.failures) == ["doomed, rate 0.1, seed 0"]
     assert sorted(r["trigger_label"] for r in rows) == [2, 5, 6]
+
+
+def test_failed_runs_are_reported_one_by_one():
+    """Three failed runs of one label (other rates, seeds, or the very same settings) are three failures."""
+    attacks = [Attack(name="doomed", rate=0.1), Attack(name="doomed", rate=0.2), Attack(name="doomed", seed=1),
+               Attack(name="doomed", rate=0.1)]  # fmt: skip
+    with pytest.raises(RunsFailedError) as failed:
+        run_all(_fail, load_data, attacks, BUDGET, data=({}, {}), workers=1, progress=False)
+    assert list(failed.value.failures) == ["doomed, rate 0.1, seed 0", "doomed, rate 0.2, seed 0",
+                                           "doomed, rate 0.1, seed 1", "doomed, rate 0.1, seed 0 (run 4)"]  # fmt: skip
+
+
+def _fail(attack, budget, data, progress=False):
+    raise RuntimeError(f"no data for {attack.label}")
 
 
 class InterruptAfter(Executor):
