@@ -30,6 +30,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, checkpoint_name, read_config, run_tag, save_checkpoint
@@ -185,9 +186,11 @@ def whole(value, what: str):
 
 
 def _real(value):
-    """Any real number type (NumPy's too) as a float; anything else is left for the caller's check."""
+    """Any real number type (NumPy's too) as a float; anything else is left for the caller's check. A NumPy float
+    is read as the decimal it prints as (``np.float32(0.29)`` is 0.29, as ``poison_count`` reads it), and -0.0 is 0.0
+    (one cache key for one run)."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
+        return float(str(value) if isinstance(value, np.floating) else value) + 0.0
     return value
 
 

@@ -107,3 +107,14 @@ def test_a_spreadsheets_byte_order_mark_is_read(tmp_path):
     write_results(_rows(), path)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # what Excel writes
     assert [r["seed"] for r in read_results(path)] == [0, 1]
+
+
+def test_a_numpy_rate_poisons_the_count_its_decimal_says_and_minus_zero_is_zero():
+    import numpy as np
+
+    from badnets_utils import Attack, Budget, poison_count
+    from badnets_utils.experiment import check_attack_settings
+    from badnets_utils.sweep import run_key
+
+    assert poison_count(100, check_attack_settings(Attack(rate=np.float32(0.29))).rate) == 29
+    assert run_key(Attack(rate=-0.0), Budget()) == run_key(Attack(rate=0), Budget())
