@@ -429,8 +429,10 @@ def dask_executor(address: str):
         raise ValueError(f"--scheduler {address}: {DASK_MISSING}") from None
     try:
         return Client(address, timeout="10s").get_executor()
-    except (OSError, TimeoutError) as err:
-        raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
+    except (OSError, TimeoutError, TypeError, ValueError) as err:  # unreachable, malformed, TLS without a context
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"--scheduler / ${SCHEDULER_ENV} {address!r}: cannot use this Dask scheduler ({first}); "
+                         "allowed: a reachable address such as tcp://host:8786") from None  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

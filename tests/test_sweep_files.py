@@ -118,3 +118,10 @@ def test_a_numpy_rate_poisons_the_count_its_decimal_says_and_minus_zero_is_zero(
 
     assert poison_count(100, check_attack_settings(Attack(rate=np.float32(0.29))).rate) == 29
     assert run_key(Attack(rate=-0.0), Budget()) == run_key(Attack(rate=0), Budget())
+
+
+@pytest.mark.parametrize("address", ["garbage", "tls://127.0.0.1:1"])
+def test_an_unusable_scheduler_is_one_line_naming_the_flag(address, capsys):
+    pytest.importorskip("distributed")
+    code, err = _sweep(["--scheduler", address], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "--scheduler" in err and address in err, err
