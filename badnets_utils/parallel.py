@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import numbers
 import os
 import pickle
 import signal
@@ -139,9 +140,11 @@ def run_all(
     """
     root = None if data_root is None else str(data_root)
     jobs = [Job(i, a, budget, root, download, finish, run, load) for i, a in enumerate(attacks)]
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
         raise ValueError(f"workers {workers!r} is not allowed; allowed: a whole number ≥ 1, or None (one per core)")
-    n = workers if workers is not None else auto_workers(budget, len(jobs))
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValueError(f"executor {executor!r} is not allowed; allowed: a concurrent.futures Executor, or None")
+    n = int(workers) if workers is not None else auto_workers(budget, len(jobs))
     results: list = [None] * len(jobs)
     failures: dict[str, str] = {}
     bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress or not jobs)

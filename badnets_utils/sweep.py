@@ -198,6 +198,15 @@ def _line(row: dict, cached: bool) -> str:
             f"TCA {row['tca']:.4f}  ASR {row['asr']:.4f}  {where}")  # fmt: skip
 
 
+def check_outputs(csv_path: str | os.PathLike, keep_models: bool = False, plot: bool = False) -> None:
+    """Before anything trains: the CSV (and the plot and the models folder, when asked for) can be written."""
+    csv_path = Path(csv_path)
+    targets = [csv_path, *([csv_path.with_suffix(".png")] if plot else [])]
+    targets += [models_dir(csv_path) / "model.pth"] if keep_models else []
+    for target in targets:
+        check_target(target.parent, target)
+
+
 def run_sweep(
     attacks: Sequence[Attack],
     budget: Budget = Budget(),
@@ -221,10 +230,8 @@ def run_sweep(
     check_budget(budget)
     if keep_models and csv_path is None:
         raise ValueError("keep_models=True needs a csv_path, not None: the models are kept in a folder beside the CSV")
-    if csv_path is not None:  # every file the sweep writes is checked before anything trains
-        check_target(Path(csv_path).parent, Path(csv_path))
-        if keep_models:
-            check_target(models_dir(csv_path), models_dir(csv_path) / "model.pth")
+    if csv_path is not None:
+        check_outputs(csv_path, keep_models)
     done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
     keys = [run_key(a, budget) for a in attacks]
     reuse = {k for k in keys if k in done and (not keep_models or has_model(done[k], csv_path))}
@@ -412,7 +419,9 @@ def _pair(text: str) -> tuple[int, int]:
 
 def sweep_attacks(args) -> list[Attack]:
     """The sweep command's attacks: every seed × trigger × pair (or target) × rate, seed-major."""
-    pairs = [_pair(p) for p in args.pairs] if args.pairs else [(None, t) for t in args.targets]
+    if args.pairs and args.targets is not None:
+        raise ValueError("--pairs and --targets both given; allowed: one of them (a pair names its own target)")
+    pairs = [_pair(p) for p in args.pairs] if args.pairs else [(None, t) for t in args.targets or [Attack().target]]
     mode = args.poison_mode
     return [
         Attack(dataset=args.dataset, trigger=trigger, trigger_size=args.trigger_size, source=source, target=target,
@@ -447,7 +456,7 @@ def main(argv: list[str]) -> int:
     add("--rates", type=float, nargs="+", default=[a.rate], help="poisoning rates, in [0, 1]")
     add("--seeds", type=int, nargs="+", default=[a.seed], help="seeds")
     add("--triggers", nargs="+", default=[a.trigger], help="built-in trigger kinds or image files")
-    add("--targets", type=int, nargs="+", default=[a.target], help="target classes (all-to-one)")
+    add("--targets", type=int, nargs="+", default=None, help=f"target classes (all-to-one; default: {a.target})")
     add("--pairs", nargs="+", default=None, metavar="SOURCE:TARGET", help="single-target pairs, e.g. 7:1 (instead "
         "of --targets)")  # fmt: skip
     add("--dataset", default=a.dataset, help="MNIST, FashionMNIST or CIFAR10")
@@ -482,8 +491,7 @@ def main(argv: list[str]) -> int:
     executor = dask_executor(args.scheduler) if args.scheduler else None
     n = args.workers or auto_workers(budget, len(attacks))
     where = f"Dask scheduler {args.scheduler}" if executor else f"{n} local worker{'s' if n > 1 else ''}"
-    if len(set(args.rates)) > 1:  # the plot too is checked before anything trains
-        check_target(Path(args.csv).parent, Path(args.csv).with_suffix(".png"))
+    check_outputs(args.csv, args.keep_models, plot=len(set(args.rates)) > 1)  # before anything is printed or trained
     kept = f", models in {shown_here(models_dir(args.csv))}/" if args.keep_models else ""
     print(f"{len(attacks)} runs on {where}; rows in {shown_here(args.csv)}{kept}", flush=True)
     try:

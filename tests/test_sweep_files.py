@@ -125,3 +125,22 @@ def test_an_unusable_scheduler_is_one_line_naming_the_flag(address, capsys):
     pytest.importorskip("distributed")
     code, err = _sweep(["--scheduler", address], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "--scheduler" in err and address in err, err
+
+
+def test_pairs_and_targets_together_are_refused(capsys):
+    code, err = _sweep(["--pairs", "7:1", "--targets", "3"], capsys)
+    assert code == 2 and "--pairs and --targets" in err, err
+
+
+def test_workers_and_executors_of_other_types():
+    import numpy as np
+
+    from badnets_utils import Attack, Budget
+    from badnets_utils.experiment import load_data, run
+    from badnets_utils.parallel import run_all
+
+    with pytest.raises(ValueError, match="executor 'x' is not allowed"):
+        run_all(run, load_data, [Attack()], Budget(), executor="x")
+    with pytest.raises(ValueError, match="allowed: a whole number"):
+        run_all(run, load_data, [Attack()], Budget(), workers=np.int64(0))
+    assert run_all(run, load_data, [], Budget(), workers=np.int64(2)) == []  # a NumPy integer is a whole number
