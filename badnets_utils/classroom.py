@@ -144,6 +144,13 @@ def notebooks_in(src_notebooks_dir: Path) -> list[Path]:
     return notebooks
 
 
+def _as_made_by_mkdir(folder: Path) -> None:
+    """Give ``folder`` the permissions a plain ``mkdir`` would: 0777 less the user's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+
+
 def build_beside(out: Path, fill: Callable[[Path], object]) -> None:
     """Call ``fill`` on a new temporary folder beside ``out``, then put that folder at ``out``.
 
@@ -153,6 +160,7 @@ def build_beside(out: Path, fill: Callable[[Path], object]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
+        _as_made_by_mkdir(build)  # mkdtemp makes it 0700: a teaching assistant on a shared hub could not read it
         fill(build)
         _swap_in(build, out)
     except BaseException:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import nbformat
@@ -154,3 +156,15 @@ def test_student_edition_of_notebook_01_runs(tmp_path: Path, monkeypatch, mnist_
     assert "Your teacher has the solutions." in said
     for false_there in ("collapsed cell", "hidden cell", "solution cell"):
         assert false_there not in said, false_there
+
+
+def test_an_edition_folder_keeps_the_users_umask(tmp_path):
+    """A shared JupyterHub: the teaching assistants (group) read what the teacher built, as after a plain mkdir."""
+    from badnets_utils.classroom import build_beside
+
+    old = os.umask(0o022)
+    try:
+        build_beside(tmp_path / "course", lambda folder: (folder / "x.txt").write_text("x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "course").stat().st_mode) == 0o755
