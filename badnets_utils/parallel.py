@@ -22,7 +22,7 @@ import pickle
 import signal
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
@@ -142,8 +142,8 @@ def run_all(
     jobs = [Job(i, a, budget, root, download, finish, run, load) for i, a in enumerate(attacks)]
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
         raise ValueError(f"workers {workers!r} is not allowed; allowed: a whole number ≥ 1, or None (one per core)")
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise ValueError(f"executor {executor!r} is not allowed; allowed: a concurrent.futures Executor, or None")
+    if executor is not None:
+        check_executor(executor)
     n = int(workers) if workers is not None else auto_workers(budget, len(jobs))
     results: list = [None] * len(jobs)
     failures: dict[str, str] = {}
@@ -179,6 +179,25 @@ def _in_process(jobs: list[Job], data: Data | None) -> Iterator[Outcome]:
             yield job.index, True, run_job(job, data)
         except Exception as err:  # noqa: BLE001 — reported by the run's name; the others go on
             yield job.index, False, _why(err)
+
+
+def check_executor(executor: Executor) -> None:
+    """An executor must run one run per process at a time: two runs in one process share its thread setting
+    (``fixed_threads`` changes process-wide state), so their models would depend on timing. A thread pool, or a Dask
+    worker with more than one thread, is refused in one line."""
+    if not callable(getattr(executor, "submit", None)):
+        raise ValueError(f"executor {executor!r} is not allowed; allowed: a concurrent.futures Executor, or None")
+    if isinstance(executor, ThreadPoolExecutor):
+        raise ValueError("a ThreadPoolExecutor runs several runs in one process, whose thread settings would race; "
+                         "allowed: a process pool (workers=N) or Dask workers with one thread each")  # fmt: skip
+    client = getattr(executor, "_client", None)  # Dask's ClientExecutor
+    threads = client.nthreads() if client is not None and callable(getattr(client, "nthreads", None)) else {}
+    many = {address: n for address, n in threads.items() if n > 1}
+    if many:
+        address, n = next(iter(many.items()))
+        raise ValueError(f"Dask worker {address} has {n} threads: it would run {n} runs at once in one process, whose "
+                         "thread settings race; allowed: workers with one thread each (dask worker --nthreads 1, "
+                         "LocalCluster(threads_per_worker=1))")  # fmt: skip
 
 
 def _on_executor(executor: Executor, jobs: list[Job], data: Data | None) -> Iterator[Outcome]:

@@ -144,3 +144,18 @@ def test_workers_and_executors_of_other_types():
     with pytest.raises(ValueError, match="allowed: a whole number"):
         run_all(run, load_data, [Attack()], Budget(), workers=np.int64(0))
     assert run_all(run, load_data, [], Budget(), workers=np.int64(2)) == []  # a NumPy integer is a whole number
+
+
+def test_executors_that_run_two_runs_in_one_process_are_refused():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from badnets_utils import Attack, Budget
+    from badnets_utils.experiment import load_data, run
+    from badnets_utils.parallel import run_all
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="ThreadPoolExecutor"):
+        run_all(run, load_data, [Attack()], Budget(), executor=pool)
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as c:
+        with distributed.Client(c) as client, pytest.raises(ValueError, match="has 2 threads"):
+            run_all(run, load_data, [Attack()], Budget(), executor=client.get_executor())
