@@ -7,6 +7,7 @@ The flags are those of the popular BadNets scripts; their defaults come from ``e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -31,7 +32,7 @@ from .experiment import (
     saved_model_note,
 )
 from .experiment import run as run_experiment
-from .files import PROJECT_MANIFEST, shown_here
+from .files import PROJECT_MANIFEST, held, shown_here
 from .metrics import ASR_UNDEFINED, classification_report, format_rate
 from .poison import ATTACKS, POISON_MODES
 from .train import LOSSES, OPTIMIZERS, epoch_summary, select_device
@@ -133,6 +134,11 @@ def _expand_paths(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def train_command(argv: list[str]) -> int:
+    with contextlib.ExitStack() as hold:
+        return _train(argv, hold)
+
+
+def _train(argv: list[str], hold: contextlib.ExitStack) -> int:
     args = _expand_paths(build_parser().parse_args(argv))
     tune_allocator()  # one run in this process: glibc's heap reused from the first step (speed only; allocator.py)
     attack, budget = attack_from_args(args), budget_from_args(args)
@@ -149,6 +155,7 @@ def train_command(argv: list[str]) -> int:
     else:
         build_trigger(attack)  # a bad trigger file is reported before the output folder is made
         ckpt, log = check_output(attack, args.output_dir)  # before any data is loaded or trained on
+        hold.enter_context(held(args.output_dir, "--output_dir"))  # one run per output folder at a time
     setup = prepare(attack, budget, data_root=args.data_path, download=args.download)
     k, n = len(setup.train.poison_indices), setup.train_size
     if k == 0 and attack.rate and model is None:

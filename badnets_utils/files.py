@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -22,7 +24,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -284,6 +286,31 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_
         except OSError:
             continue
     return removed
+
+
+LOCK_NAME = ".badnets.lock"  # in an output folder; a file's lock is ".<name>.lock" beside it
+
+
+@contextlib.contextmanager
+def held(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """One writer at a time for an output folder or a file (a sweep's CSV): an exclusive ``flock`` on a lock file
+    beside it, held for the block. The kernel releases it when its holder dies, so a crash leaves nothing stuck; a
+    second writer gets one line naming the process that holds it."""
+    path = Path(path)
+    lock = path / LOCK_NAME if path.is_dir() else path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+            raise ValueError(f"{what} {shown(path)} is in use by process {holder} (another run writes there); wait "
+                             f"for it to finish, or give another {what}") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}".encode("ascii", "replace"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write(

@@ -12,6 +12,7 @@ interrupted and restarted) only trains what is missing, and its plots can be red
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -31,7 +32,7 @@ import torch
 from .checkpoints import save_checkpoint
 from .data import default_runs_dir
 from .experiment import Attack, Budget, Result, check_attack_settings, check_budget, load_data, run
-from .files import atomic_write, atomic_write_text, check_target, read_input, shown, shown_here
+from .files import atomic_write, atomic_write_text, check_target, held, read_input, shown, shown_here
 from .parallel import RunsFailedError, auto_workers, run_all
 
 if TYPE_CHECKING:
@@ -232,35 +233,38 @@ def run_sweep(
         raise ValueError("keep_models=True needs a csv_path, not None: the models are kept in a folder beside the CSV")
     if csv_path is not None:
         check_outputs(csv_path, keep_models)
-    done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
-    keys = [run_key(a, budget) for a in attacks]
-    reuse = {k for k in keys if k in done and (not keep_models or has_model(done[k], csv_path))}
-    todo = list({k: a for a, k in zip(attacks, keys, strict=True) if k not in reuse}.values())  # each run once
-    finish = result_row
-    if keep_models:
-        folder = models_dir(csv_path)
-        finish = functools.partial(keep_model, folder=str(folder.absolute()), prefix=folder.name)
-    if verbose:
-        for k in keys:
-            if k in reuse:
-                print(_line(done[k], cached=True))
-        again = len({k for k in keys if k in done and k not in reuse})
-        if again:
-            print(f"{again} run(s) of the CSV without a kept model: trained again to keep the model")
-
-    def keep(row: dict) -> None:
-        done[_row_key(row)] = row
-        if csv_path:
-            write_results(list(done.values()), csv_path)
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+    # one sweep per CSV at a time: two would each rewrite it without the other's rows
+    with held(csv_path, "--csv") if csv_path is not None else contextlib.nullcontext():
+        done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
+        keys = [run_key(a, budget) for a in attacks]
+        reuse = {k for k in keys if k in done and (not keep_models or has_model(done[k], csv_path))}
+        todo = list({k: a for a, k in zip(attacks, keys, strict=True) if k not in reuse}.values())  # each run once
+        finish = result_row
+        if keep_models:
+            folder = models_dir(csv_path)
+            finish = functools.partial(keep_model, folder=str(folder.absolute()), prefix=folder.name)
         if verbose:
-            print(_line(row, cached=False), flush=True)
-        if row.get("model") and not has_model(row, csv_path):
-            print(f"warning: {row['model']} is not beside {shown(csv_path)}: its worker saved it on its own "
-                  "machine (a Dask worker elsewhere?); the next run with keep_models trains it again",
-                  file=sys.stderr)  # fmt: skip
+            for k in keys:
+                if k in reuse:
+                    print(_line(done[k], cached=True))
+            again = len({k for k in keys if k in done and k not in reuse})
+            if again:
+                print(f"{again} run(s) of the CSV without a kept model: trained again to keep the model")
 
-    run_all(run, load_data, todo, budget, None, data_root, download, keep, workers, executor, finish=finish)
-    return [done[k] for k in keys]
+        def keep(row: dict) -> None:
+            done[_row_key(row)] = row
+            if csv_path:
+                write_results(list(done.values()), csv_path)
+            if verbose:
+                print(_line(row, cached=False), flush=True)
+            if row.get("model") and not has_model(row, csv_path):
+                print(f"warning: {row['model']} is not beside {shown(csv_path)}: its worker saved it on its own "
+                      "machine (a Dask worker elsewhere?); the next run with keep_models trains it again",
+                      file=sys.stderr)  # fmt: skip
+
+        run_all(run, load_data, todo, budget, None, data_root, download, keep, workers, executor, finish=finish)
+        return [done[k] for k in keys]
 
 
 def rate_sweep(

@@ -159,3 +159,23 @@ def test_executors_that_run_two_runs_in_one_process_are_refused():
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as c:
         with distributed.Client(c) as client, pytest.raises(ValueError, match="has 2 threads"):
             run_all(run, load_data, [Attack()], Budget(), executor=client.get_executor())
+
+
+def test_one_writer_per_csv_and_per_output_folder(tmp_path, capsys):
+    """A second sweep on one CSV, or a second run into one --output_dir, says which process holds it; a holder that
+    dies (its descriptor closed) leaves nothing stuck."""
+    from badnets_utils.files import held
+
+    csv = tmp_path / "s.csv"
+    with held(csv, "--csv"):
+        code, err = _sweep(["--csv", str(csv)], capsys)
+        assert code == 2 and f"is in use by process {os.getpid()}" in err, err
+    with held(csv, "--csv"):  # released: taken again
+        pass
+    out = tmp_path / "runs"
+    out.mkdir()
+    with held(out, "--output_dir"):
+        code = cli.main(["--output_dir", str(out), "--epochs", "1", "--train_limit", "100", "--test_limit", "50"])
+        err = capsys.readouterr().err
+        assert code == 2 and "--output_dir" in err and "in use by process" in err, err
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
