@@ -51,14 +51,14 @@ def test_every_real_shipped_file_is_guarded():
     guard_shipped(ROOT / "runs" / "checkpoints" / "badnet-MNIST.pth")  # elsewhere: fine
 
 
-def test_no_write_through_the_package_overwrites_a_shipped_file(project, tmp_path):
+def test_no_write_through_the_package_overwrites_a_shipped_file(project, tmp_path, monkeypatch):
     ckpt, trigger = project / "checkpoints" / "badnet-MNIST.pth", project / "triggers" / "t.png"
     before = {p: p.read_bytes() for p in (ckpt, trigger)}
     with pytest.raises(ValueError, match=r"refusing to write .*badnet-MNIST.pth: .*choose another --output_dir"):
         save_checkpoint(build_model("MNIST"), ckpt, "MNIST")
     with pytest.raises(ValueError, match=r"refusing to write .*t.png"):
         atomic_write_text(trigger, "x")
-    os.chdir(project)
+    monkeypatch.chdir(project)  # restored after the test: a later test's relative paths mean the repository's
     with pytest.raises(ValueError, match=r"refusing to write triggers/../triggers/t.png"):
         atomic_write_text("triggers/../triggers/t.png", "x")
     link = tmp_path / "elsewhere.png"
