@@ -31,6 +31,7 @@ import nbformat
 from . import grading
 from .argparsing import Parser, RawDefaultsFormatter, run_command
 from .editions import clean_cell, is_hidden
+from .files import current_umask
 from .grading import Exercise, GradingError
 from .repo import read_notebook, write_notebook
 
@@ -146,9 +147,7 @@ def notebooks_in(src_notebooks_dir: Path) -> list[Path]:
 
 def _as_made_by_mkdir(folder: Path) -> None:
     """Give ``folder`` the permissions a plain ``mkdir`` would: 0777 less the user's umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    folder.chmod(0o777 & ~current_umask())
 
 
 def build_beside(out: Path, fill: Callable[[Path], object]) -> None:

@@ -171,7 +171,7 @@ def dataset_folder(name: str, root: str | os.PathLike | None = None) -> Path:
 def _file_names(name: str) -> list[str]:
     """The files of a dataset's folder in torchvision's layout (``dataset_folder``)."""
     if name == "CIFAR10":
-        return [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+        return [*_cifar_files(True), *_cifar_files(False)]
     return [_idx_name(train, kind) for train in (True, False) for kind in IDX_MAGIC]
 
 
@@ -442,9 +442,14 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, list]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
+def _cifar_files(train: bool) -> list[str]:
+    """The CIFAR-10 batch files of a split, in torchvision's layout."""
+    return [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+
+
 def _load_cifar10(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     folder = dataset_folder("CIFAR10", root)
-    files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    files = _cifar_files(train)
     if download and not all((folder / f).exists() for f in files):
         _fetch("CIFAR10", root, train, [folder / f for f in files])
     missing = [f for f in files if not input_path(folder / f, "CIFAR10 file", missing_ok=True).exists()]

@@ -151,10 +151,12 @@ def spectral_scores(features: torch.Tensor, labels: torch.Tensor, num_classes: i
     """Tran et al.'s outlier scores: per class, the squared projection of each centred representation
     on the top right singular vector.
 
-    Returns ``scores`` (N,) and ``concentration`` (K,): the share of the class's variance along that
-    vector (a class holding a backdoor has one dominant direction, so a high share).
+    Returns ``scores`` (N,), ``direction`` (K, D): each class's top singular vector, and ``concentration`` (K,):
+    the share of the class's variance along it (a class holding a backdoor has one dominant direction, so a high
+    share).
     """
     scores = torch.zeros(len(labels))
+    direction = torch.zeros(num_classes, features.shape[1], dtype=torch.float64)
     concentration = torch.zeros(num_classes)
     for k in range(num_classes):
         idx = torch.nonzero(labels == k).flatten()
@@ -164,8 +166,9 @@ def spectral_scores(features: torch.Tensor, labels: torch.Tensor, num_classes: i
         r = r - r.mean(0, keepdim=True)
         _, s, vh = torch.linalg.svd(r, full_matrices=False)
         scores[idx] = ((r @ vh[0]) ** 2).float()
+        direction[k] = vh[0]
         concentration[k] = (s[0] ** 2 / (s**2).sum().clamp(min=1e-12)).float()
-    return {"scores": scores, "concentration": concentration}
+    return {"scores": scores, "direction": direction, "concentration": concentration}
 
 
 def spectral_signatures(

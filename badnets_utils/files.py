@@ -288,6 +288,13 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_s: float = STALE_TEMP_
     return removed
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: it is put back at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 LOCK_NAME = ".badnets.lock"  # in an output folder; a file's lock is ".<name>.lock" beside it
 
 
@@ -332,9 +339,7 @@ def atomic_write(
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

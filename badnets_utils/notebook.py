@@ -17,7 +17,7 @@ import torch
 
 from .checkpoints import read_manifest
 from .data import default_runs_dir, resolve_data_root
-from .files import atomic_write_text, sha256_file, shipped_files
+from .files import PROJECT_MANIFEST, atomic_write_text, sha256_file, shipped_files
 from .train import select_device
 
 QUICK_ENV, RETRAIN_ENV = "BADNETS_QUICK", "BADNETS_RETRAIN"
@@ -60,7 +60,7 @@ def save_json(path: str | os.PathLike, data) -> Path:
 
 def releases() -> dict:
     """The shipped checkpoints: how each was trained and what it scores (``checkpoints/MANIFEST.json``, checked)."""
-    return read_manifest(REPO_ROOT / "checkpoints")
+    return read_manifest(PROJECT_MANIFEST.parent)
 
 
 @dataclass

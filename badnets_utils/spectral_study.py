@@ -53,13 +53,12 @@ def original_labels(poisoned: ImageData, clean: ImageData) -> torch.Tensor:
     return torch.cat([clean.labels, clean.labels[copies]])
 
 
-def alignment(features: torch.Tensor, is_poison: torch.Tensor) -> float:
-    """|cos| between a class's top singular vector (what the score projects on) and the direction from its clean
-    samples' mean to its poisons' mean (what it should find): 1 when the signature is the top direction."""
-    x = features.double() - features.double().mean(0, keepdim=True)
-    top = torch.linalg.svd(x, full_matrices=False)[2][0]
+def alignment(top: torch.Tensor, features: torch.Tensor, is_poison: torch.Tensor) -> float:
+    """|cos| between ``top``, a class's top singular vector (what the score projects on: ``spectral_scores``'s
+    ``direction``), and the direction from its clean samples' mean to its poisons' mean (what it should find): 1
+    when the signature is the top direction. ``features`` and ``is_poison``: the class's samples."""
     shift = features[is_poison].double().mean(0) - features[~is_poison].double().mean(0)
-    return abs(float(top @ shift / shift.norm().clamp(min=1e-12)))
+    return abs(float(top.double() @ shift / shift.norm().clamp(min=1e-12)))
 
 
 def filter_and_retrain(result: Result, data_root: str | os.PathLike | None = None) -> dict:
@@ -75,7 +74,8 @@ def filter_and_retrain(result: Result, data_root: str | os.PathLike | None = Non
     cleaned = run(attack, budget, setup=replace(result.setup, train=train.subset(spec["kept"])), progress=False)
     caught = int(torch.isin(flipped, spec["removed"]).sum())
     in_target = torch.nonzero(train.labels == attack.target).flatten()
-    signature = alignment(features[in_target], torch.isin(in_target, flipped))  # peeks at the answer: a diagnosis
+    # a diagnosis that peeks at the answer: is the poisons' shift the direction the score projects on?
+    signature = alignment(spec["direction"][attack.target], features[in_target], torch.isin(in_target, flipped))
     return {
         "setup": label(result), "poisons": len(poisons), "flipped": len(flipped), "train_samples": len(train),
         "target_share": len(flipped) / len(in_target), "alignment": signature,
