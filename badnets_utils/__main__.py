@@ -1,6 +1,6 @@
 import sys
 
-from .cli import main
+from badnets_utils.tools.cli import main
 
 if __name__ == "__main__":  # not when a worker process of a sweep imports it
     sys.exit(main())

@@ -39,9 +39,11 @@ def worker(data_path: str, train_size: int, epochs: int, rule: str) -> dict:
 
     import torch
 
-    from badnets_utils.experiment import Attack, Budget, prepare, train
+    from badnets_utils.core.pipeline import prepare, train
 
-    train_module = importlib.import_module("badnets_utils.train")  # the package's `train` is something else
+    from badnets_utils.core.config import Attack, Budget
+
+    train_module = importlib.import_module("badnets_utils.core.training")  # the package's `train` is something else
     used = [torch.get_num_threads()]
     set_threads = torch.set_num_threads
 
@@ -80,7 +82,7 @@ def machine_load() -> str:
     """What else runs now: a benchmark on a busy machine measures that machine, not the rule."""
     import os
 
-    from badnets_utils.train import busy_elsewhere
+    from badnets_utils._io.machine import busy_elsewhere
 
     return f"load average {os.getloadavg()[0]:.2f}, {busy_elsewhere():.0f} runnable threads elsewhere"
 
@@ -119,7 +121,7 @@ def figures(args: argparse.Namespace, cores: int, lone: dict[str, float], slowes
 
 def save(root: Path, argv: list[str], measured: dict) -> Path:
     """Record ``measured`` (``figures``) in benchmarks/results/bench_contention.json under ``root``; the file."""
-    from badnets_utils.benchmark_tables import record
+    from badnets_utils.tools.benchmark_tables import record
 
     return record(root, "bench_contention", argv, measured)
 
@@ -135,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip_default_concurrent", action="store_true", help="skip the slow copies-at-once default run")
     p.add_argument("--worker", choices=RULES, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    from badnets_utils.data import load_dataset, resolve_data_root
-    from badnets_utils.train import physical_cores
+    from badnets_utils.core.data import load_dataset, resolve_data_root
+    from badnets_utils._io.machine import physical_cores
 
     args.data_path = resolve_data_root(args.data_path)
     if args.worker:

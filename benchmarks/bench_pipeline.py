@@ -26,10 +26,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
-from badnets_utils.benchmark_tables import record
-from badnets_utils.cli import main as cli_main
-from badnets_utils.data import resolve_data_root
-from badnets_utils.models import BadNet
+from badnets_utils.core.data import resolve_data_root
+from badnets_utils.core.models import BadNet
+from badnets_utils.tools.benchmark_tables import record
+from badnets_utils.tools.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 

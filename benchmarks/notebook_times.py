@@ -13,7 +13,7 @@ modified), timed from kernel start to the last cell, in up to three modes:
 * ``retrain``: ``BADNETS_RETRAIN=1`` (train everything from scratch; very slow, so not in the default modes).
 
 The results go to benchmarks/notebook_times.json (merged with earlier ones, written atomically) and are rendered
-(``badnets_utils.blocks``) as a table between ``<!-- notebook-times -->`` and ``<!-- /notebook-times -->`` in
+(``badnets_utils.tools.blocks``) as a table between ``<!-- notebook-times -->`` and ``<!-- /notebook-times -->`` in
 README.md and docs/teaching.md, and as one line between ``<!-- time -->`` and ``<!-- /time -->`` in each notebook's
 markdown. Files without the markers are left alone. ``check_times(root)`` lists the places whose text disagrees
 with the JSON.
@@ -43,9 +43,9 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
-from badnets_utils import benchmark_tables, blocks  # noqa: E402
-from badnets_utils.files import atomic_write_text  # noqa: E402
-from badnets_utils.repo import KERNELSPEC, LANGUAGE_INFO, notebook_text  # noqa: E402
+from badnets_utils._io.files import atomic_write_text  # noqa: E402
+from badnets_utils.tools import benchmark_tables, blocks  # noqa: E402
+from badnets_utils.tools.github import KERNELSPEC, LANGUAGE_INFO, notebook_text  # noqa: E402
 
 JSON_FILE = Path("benchmarks") / "notebook_times.json"
 TABLE_FILES = (Path("README.md"), Path("docs") / "teaching.md")
@@ -53,13 +53,13 @@ MODES = {"class": {}, "quick": {"BADNETS_QUICK": "1"}, "retrain": {"BADNETS_RETR
 DEFAULT_MODES = ("class", "quick")
 LABELS = {"class": "class mode", "quick": "quick mode", "retrain": "full retrain"}
 SWITCHES = ("BADNETS_QUICK", "BADNETS_RETRAIN")
-TABLE = "notebook-times"  # the generated block of the table (badnets_utils.blocks)
+TABLE = "notebook-times"  # the generated block of the table (badnets_utils.tools.blocks)
 NOTE = "time"  # the inline block of a notebook's header note
 
 
 def machine() -> str:
     """A short description of this machine: CPU model, cores and GPU (as the benchmarks' results record it)."""
-    return benchmark_tables.machine_text(benchmark_tables.machine())
+    return benchmark_tables.machine_text(benchmark_tables.this_machine())
 
 
 @contextlib.contextmanager
@@ -133,7 +133,7 @@ def run_notebook(path: Path, mode: str, timeout: int = 7200, write_outputs: bool
     """
     from nbclient import NotebookClient
 
-    from badnets_utils.repo import write_notebook
+    from badnets_utils.tools.github import write_notebook
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import torch
 
-from badnets_utils.benchmark_tables import record
-from badnets_utils.experiment import Attack, Budget, load_data, prepare, run
+from badnets_utils.core.pipeline import load_data, prepare, run
+
+from badnets_utils.core.config import Attack, Budget
+from badnets_utils.tools.benchmark_tables import record
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 0.1  # the poisoning rate of "add" and "replace"

@@ -5,7 +5,7 @@ Build it (offline, warnings are errors) with::
     python -m sphinx -E -W --keep-going -b html -d build/doctrees docs build/site   # the README's command
 
 The repository the site links to (Colab, the repository button, the notebooks' badges and ``REPO`` lines) is
-``badnets_utils.repo.site_slug``'s: ``$GITHUB_REPOSITORY`` if set, else ``repo.toml``'s. With ``BADNETS_PUBLISH=1``
+``badnets_utils.tools.github.site_slug``'s: ``$GITHUB_REPOSITORY`` if set, else ``repo.toml``'s. With ``BADNETS_PUBLISH=1``
 (``.github/workflows/pages.yml``) the placeholder repository fails the build.
 
 On ``builder-inited`` every notebook of ``notebooks/`` is copied into ``docs/_notebooks/`` (git-ignored) as the
@@ -29,8 +29,8 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 
-from badnets_utils.editions import web_edition  # noqa: E402
-from badnets_utils.repo import (  # noqa: E402
+from badnets_utils.tools.editions import web_edition  # noqa: E402
+from badnets_utils.tools.github import (  # noqa: E402
     PLACEHOLDER_REPO,
     SlugError,
     badge_url,

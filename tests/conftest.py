@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from badnets_utils.data import CIFAR_FOLDER, DatasetNotFoundError, load_dataset, resolve_data_root
+from badnets_utils.core.data import CIFAR_FOLDER, DatasetNotFoundError, load_dataset, resolve_data_root
 
 # Property tests: the suite (CI) replays the same examples every run, so a red CI always reproduces; the
 # "explore" profile draws fresh ones (`pytest tests/test_properties_*.py --hypothesis-profile=explore`), which is how

@@ -223,7 +223,7 @@ def evidence_of_files(paths: list[Path]) -> set[str]:
 
 
 def paper_values() -> set[float]:
-    from badnets_utils.paper import PAPER
+    from badnets_utils.studies.paper import PAPER
 
     values: set[float] = set()
     for value, _ in PAPER.values():

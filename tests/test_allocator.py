@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from badnets_utils import allocator
+from badnets_utils._io import allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
@@ -45,8 +45,8 @@ RUN = """
 import hashlib, json, sys
 import torch
 from badnets_utils import Attack, Budget, run
-from badnets_utils.allocator import tune_allocator
-from badnets_utils.parallel import fixed_threads
+from badnets_utils._io.allocator import tune_allocator
+from badnets_utils.studies.pool import fixed_threads
 tuned = tune_allocator()  # as the command line does, before it trains
 with fixed_threads(1):
     r = run(Attack(), Budget(epochs=1, train_limit=2_000, test_limit=500), data_root=sys.argv[1], progress=False)
@@ -90,9 +90,9 @@ def test_set_once_per_process(monkeypatch):
 def test_the_command_line_run_sets_it_and_a_library_import_does_not():
     """Only the training command sets it (measured there); importing the package or a sweep leaves glibc alone."""
     probe = (
-        "import sys, badnets_utils, badnets_utils.experiment, badnets_utils.allocator as a\n"
+        "import sys, badnets_utils, badnets_utils.core.pipeline, badnets_utils._io.allocator as a\n"
         "print(a._state)\n"
-        "from badnets_utils import cli\n"
+        "from badnets_utils.tools import cli\n"
         "try:\n    cli.main(['--epochs', '0'])\nexcept SystemExit:\n    pass\n"
         "print(a._state)\n"
     )
@@ -118,8 +118,8 @@ def test_trim_only_is_dasks_setting_alone(set_only, env, expected):
      ({"MALLOC_TRIM_THRESHOLD_": "65536", "BADNETS_MALLOC": "default"}, False)],
 )  # fmt: skip
 def test_a_sweep_run_repairs_only_a_trim_only_process(env, repaired):
-    """What a run of a sweep does first (``parallel.run_job``), in a fresh process started with ``env``."""
-    probe = "from badnets_utils import allocator\nprint(allocator.repair_trim_only())\n"
+    """What a run of a sweep does first (``pool.run_job``), in a fresh process started with ``env``."""
+    probe = "from badnets_utils._io import allocator\nprint(allocator.repair_trim_only())\n"
     out = subprocess.run([sys.executable, "-c", probe], env=_env_without_allocator_settings(**env),
                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert out.stdout.strip() == str(repaired)

@@ -1,4 +1,4 @@
-"""badnets_utils.benchmark_tables: the benchmarks' results files, and the docs' tables generated from them."""
+"""badnets_utils.tools.benchmark_tables: the benchmarks' results files, and the docs' tables generated from them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from badnets_utils import benchmark_tables as B
-from badnets_utils import blocks, pages
-from badnets_utils.experiment import Budget
+from badnets_utils.core.config import Budget
+from badnets_utils.tools import benchmark_tables as B
+from badnets_utils.tools import blocks, pages
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ("bench_pipeline", "bench_sweep", "bench_contention", "poison_cost", "notebook_times")
@@ -64,7 +64,7 @@ def test_scripts_records_render(tmp_path: Path):
     cost.save(tmp_path, ["--seeds", "0", "1"], Budget(epochs=20, lr=1e-3), [0, 1], rows)
 
     tables = B.performance_blocks(tmp_path)
-    where = B.machine_text(B.machine())
+    where = B.machine_text(B.this_machine())
     assert "**26.4 s** wall; TCA 99.31 %, ASR 99.99 %" in tables["bench-pipeline"]
     assert "9,876 samples/s" in tables["bench-pipeline"] and "**8.0×**" in tables["bench-pipeline"]
     assert f"Measured on {where}, " in tables["bench-pipeline"]
@@ -105,7 +105,7 @@ def test_a_run_replaces_its_results_file(tmp_path: Path):
 
 def test_keep_other_commands_keeps_only_this_machines_runs(tmp_path: Path, monkeypatch):
     here = {"cores": 2, "cpu": "CPU A", "gpu": "no GPU"}
-    monkeypatch.setattr(B, "machine", lambda: dict(here))
+    monkeypatch.setattr(B, "this_machine", lambda: dict(here))
     B.record(tmp_path, "bench_sweep", ["--skip_dask"], {"x": 1}, date="2026-01-01", keep_other_commands=True)
     B.record(tmp_path, "bench_sweep", [], {"x": 2}, date="2026-01-02", keep_other_commands=True)
     B.record(tmp_path, "bench_sweep", ["--skip_dask"], {"x": 3}, date="2026-01-03", keep_other_commands=True)
@@ -126,7 +126,7 @@ def test_one_table_per_benchmark_with_its_newest_run(tmp_path: Path):
                    "seed_epochs": 4, "speedup": 3.0}  # fmt: skip
         path = B.results_path(tmp_path, "bench_pipeline")
         old = json.loads(path.read_text())["runs"] if path.is_file() else []
-        run = {"command": f"python benchmarks/bench_pipeline.py --x {date}", "date": date, "machine": B.machine(),
+        run = {"command": f"python benchmarks/bench_pipeline.py --x {date}", "date": date, "machine": B.this_machine(),
                "torch": None, "figures": figures}  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"script": "bench_pipeline.py", "runs": [*old, run]}))

@@ -85,8 +85,8 @@ def _write_notebook(folder: Path, save_dir: Path) -> Path:
     )
     painter = (
         "import torch\n"
-        "from badnets_utils.data import DATASETS, ImageData\n"
-        "from badnets_utils.widgets import TriggerPainter\n"
+        "from badnets_utils.core.data import DATASETS, ImageData\n"
+        "from badnets_utils.course.painter import TriggerPainter\n"
         "imgs = torch.zeros((8, 1, 28, 28), dtype=torch.uint8)\n"
         "imgs[:, :, 6:22, 12:16] = 200  # a grey bar: something to stamp the trigger on\n"
         "samples = ImageData(imgs, torch.arange(8), list(DATASETS['MNIST']['classes']), name='synthetic')\n"

@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 def _write_notebook(folder: Path) -> Path:
     code = (
-        "from badnets_utils.widgets import TriggerPainter\n"
+        "from badnets_utils.course.painter import TriggerPainter\n"
         f"painter = TriggerPainter('MNIST', size={SIZE}, save_dir='{SAVE_DIR}')\n"
         "painter.widget"
     )
@@ -118,7 +118,7 @@ def _browser_tools():
 
 def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
     expect, sync_playwright = _browser_tools()
-    from badnets_utils.triggers import load_trigger
+    from badnets_utils.core.triggers import load_trigger
 
     work = tmp_path / "lab"
     work.mkdir()

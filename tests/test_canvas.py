@@ -8,15 +8,15 @@ import sys
 import pytest
 import torch
 
-from badnets_utils.canvas import SAVE_DIR, TriggerCanvas, check_name
-from badnets_utils.experiment import Attack, prepare
-from badnets_utils.triggers import TRIGGER_DIR, load_trigger, make_trigger
+from badnets_utils.core.pipeline import prepare
+
+from badnets_utils.core.config import Attack
+from badnets_utils.core.triggers import TRIGGER_DIR, load_trigger, make_trigger
+from badnets_utils.course.canvas import SAVE_DIR, TriggerCanvas, check_name
 
 
 def test_imports_no_ui_library():
-    code = (
-        "import sys, badnets_utils.canvas; print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))"
-    )
+    code = "import sys, badnets_utils.course.canvas; print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -97,7 +97,7 @@ def test_the_canvas_gives_an_attack_the_pipeline_takes():
     attack = c.attack(target=7, rate=0.5)
     assert isinstance(attack, Attack) and attack.position == (0, 0) and attack.alpha == 0.5 and attack.target == 7
     images = torch.zeros(10, 1, 28, 28, dtype=torch.uint8)
-    from badnets_utils.data import DATASETS, ImageData
+    from badnets_utils.core.data import DATASETS, ImageData
 
     data = ImageData(images, torch.arange(10), list(DATASETS["MNIST"]["classes"]))
     setup = prepare(attack, data=(data, data))

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from badnets_utils.checkpoints import (
+from badnets_utils._io.files import PROJECT_MANIFEST
+from badnets_utils.core.checkpoints import (
     CheckpointError,
     load_checkpoint,
     read_manifest,
@@ -15,8 +16,7 @@ from badnets_utils.checkpoints import (
     shipped_files,
     write_manifest,
 )
-from badnets_utils.files import PROJECT_MANIFEST
-from badnets_utils.models import build_model
+from badnets_utils.core.models import build_model
 
 
 def test_round_trip(tmp_path):
@@ -74,7 +74,7 @@ def test_shipped_checkpoints_are_verified_by_the_project_manifest():
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A fake repository root whose checkpoints/MANIFEST.json is 'the project's manifest'."""
-    import badnets_utils.files as files
+    import badnets_utils._io.files as files
 
     (tmp_path / "checkpoints").mkdir()
     monkeypatch.setattr(files, "PROJECT_MANIFEST", tmp_path / "checkpoints" / "MANIFEST.json")
@@ -82,7 +82,7 @@ def project(tmp_path, monkeypatch):
 
 
 def test_project_manifest_checkpoints_and_files(project, monkeypatch):
-    import badnets_utils.files as files
+    import badnets_utils._io.files as files
 
     monkeypatch.setattr(files, "PROJECT_MANIFEST", project / "elsewhere.json")  # written as a maintainer does
     ckpt = save_checkpoint(build_model("MNIST"), project / "checkpoints" / "badnet-MNIST.pth", "MNIST")
@@ -216,7 +216,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         f.write(b"half")
         raise KeyboardInterrupt
 
-    import badnets_utils.checkpoints as ck
+    import badnets_utils.core.checkpoints as ck
 
     real = ck.atomic_write
     monkeypatch.setattr(ck, "atomic_write", lambda p, write: real(p, interrupted))

@@ -12,8 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from toy_notebooks import toy_notebook
 
-from badnets_utils import classroom as C
-from badnets_utils.repo import find_setup_cell
+from badnets_utils.tools import classroom as C
+from badnets_utils.tools.github import find_setup_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +160,7 @@ def test_student_edition_of_notebook_01_runs(tmp_path: Path, monkeypatch, mnist_
 
 def test_an_edition_folder_keeps_the_users_umask(tmp_path):
     """A shared JupyterHub: the teaching assistants (group) read what the teacher built, as after a plain mkdir."""
-    from badnets_utils.classroom import build_beside
+    from badnets_utils.tools.classroom import build_beside
 
     old = os.umask(0o022)
     try:

@@ -4,10 +4,10 @@ import sys
 
 import pytest
 
-from badnets_utils.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
-from badnets_utils.cli import main
-from badnets_utils.models import build_model
-from badnets_utils.train import load_history
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
+from badnets_utils.core.models import build_model
+from badnets_utils.core.training import load_history
+from badnets_utils.tools.cli import main
 
 SEED_FLAGS = ["--dataset", "--nb_classes", "--load_local", "--loss", "--optimizer", "--epochs", "--batch_size",
               "--num_workers", "--lr", "--download", "--data_path", "--device", "--poisoning_rate",
@@ -148,7 +148,7 @@ def test_download_command_uses_what_is_there(mnist_root, capsys):
 
 def test_help_states_each_default_once():
     """A flag's help says its default once (argparse's "(default: X)" or the help's own words), never "None"."""
-    from badnets_utils.cli import build_parser
+    from badnets_utils.tools.cli import build_parser
 
     text = " ".join(build_parser().format_help().split())
     assert "(default: None)" not in text and "(default: False)" not in text

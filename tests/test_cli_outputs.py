@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from badnets_utils.checkpoints import save_checkpoint
-from badnets_utils.cli import build_parser, main
-from badnets_utils.data import default_runs_dir
-from badnets_utils.experiment import saved_model_note
-from badnets_utils.models import build_model
-from badnets_utils.train import epoch_label, epoch_summary
+from badnets_utils.core.checkpoints import save_checkpoint
+from badnets_utils.core.data import default_runs_dir
+from badnets_utils.core.models import build_model
+from badnets_utils.core.pipeline import saved_model_note
+from badnets_utils.core.training import epoch_label, epoch_summary
+from badnets_utils.tools.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--train_limit", "300", "--test_limit", "100", "--epochs", "1", "--batch_size", "64", "--no_progress"]
@@ -24,7 +24,7 @@ def test_the_cli_and_the_notebooks_default_to_the_checkouts_runs(tmp_path, monke
     assert build_parser().parse_args([]).output_dir == str(ROOT / "runs") == str(default_runs_dir())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("BADNETS_QUICK", None)
-    code = "from badnets_utils.notebook import setup; print(setup(verbose=False, quick=False).runs_dir)"
+    code = "from badnets_utils.course.notebook import setup; print(setup(verbose=False, quick=False).runs_dir)"
     seen = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "notebooks", env=env, capture_output=True,
                           text=True, check=True).stdout.strip()  # fmt: skip
     assert seen == str(ROOT / "runs")
@@ -78,7 +78,7 @@ def test_one_epoch_numbering_for_people():
 
 
 def test_saved_paths_are_shown_as_they_can_be_typed(tmp_path, monkeypatch):
-    from badnets_utils.files import shown_here
+    from badnets_utils._io.files import shown_here
 
     path = tmp_path / "runs" / "checkpoints" / "badnet-MNIST.pth"
     monkeypatch.chdir(tmp_path)

@@ -12,8 +12,8 @@ import torch
 from conftest import write_cifar_fixture
 from mirror import offline_mirror
 
-from badnets_utils import data
-from badnets_utils.data import (
+from badnets_utils.core import data
+from badnets_utils.core.data import (
     DatasetNotFoundError,
     ImageData,
     canonical_name,
@@ -68,7 +68,7 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 
 
 def test_default_data_root_of_a_checkout_a_classroom_copy_and_an_installed_package(tmp_path, monkeypatch):
-    from badnets_utils.data import default_data_root
+    from badnets_utils.core.data import default_data_root
 
     (tmp_path / "copy" / "student").mkdir(parents=True)  # a classroom copy: DIR/badnets_utils beside DIR/student
     assert default_data_root(tmp_path / "copy") == tmp_path / "copy" / "data"
@@ -83,8 +83,8 @@ def test_the_command_line_and_a_notebook_share_one_data_folder():
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if k != "BADNETS_DATA"}
     env["PYTHONPATH"] = str(root)
-    cli = "from badnets_utils.data import resolve_data_root; print(resolve_data_root())"
-    notebook = "from badnets_utils.notebook import setup; print(setup(verbose=False).data_root)"
+    cli = "from badnets_utils.core.data import resolve_data_root; print(resolve_data_root())"
+    notebook = "from badnets_utils.course.notebook import setup; print(setup(verbose=False).data_root)"
     seen = [subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True)
             .stdout.strip() for code, cwd in ((cli, root), (notebook, root / "notebooks"))]  # fmt: skip
     assert seen == [str(root / "data")] * 2
@@ -219,7 +219,7 @@ def test_a_failed_download_removes_only_the_empty_folders_it_made(tmp_path, unre
 
 
 def test_download_command_offline_says_how_to_get_the_files(tmp_path, unreachable_mirror, capsys):
-    from badnets_utils.cli import main
+    from badnets_utils.tools.cli import main
 
     root = tmp_path / "x"
     assert main(["download", "--dataset", "MNIST", "--data_path", str(root)]) == 2
@@ -232,7 +232,7 @@ def test_download_command_offline_says_how_to_get_the_files(tmp_path, unreachabl
 
 
 def test_training_with_download_offline_gives_the_reason(tmp_path, unreachable_mirror, capsys):
-    from badnets_utils.cli import main
+    from badnets_utils.tools.cli import main
 
     root = tmp_path / "y"
     root.mkdir()  # an existing, empty data root is kept; only MNIST/raw, made by the download, goes
@@ -392,7 +392,7 @@ def test_malformed_cifar_batch_is_one_line(tmp_path, payload, why):
 
 
 def test_a_download_error_keeps_its_reason():
-    from badnets_utils.data import _first_line
+    from badnets_utils.core.data import _first_line
 
     torchvision_style = RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried http://a/, got:\n"
                                      "<urlopen error [Errno -3] Temporary failure in name resolution>\n")  # fmt: skip

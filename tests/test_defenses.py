@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from badnets_utils import defenses as D
-from badnets_utils.data import load_splits, random_subset
-from badnets_utils.models import build_model
-from badnets_utils.poison import attack_test_set, poison_train_set
-from badnets_utils.train import evaluate, fit
-from badnets_utils.triggers import make_trigger
+from badnets_utils import defences as D
+from badnets_utils.core.config import Attack, Budget
+from badnets_utils.core.data import load_splits, random_subset
+from badnets_utils.core.models import build_model
+from badnets_utils.core.poison import attack_test_set, poison_train_set
+from badnets_utils.core.training import evaluate, fit
+from badnets_utils.core.triggers import make_trigger
 
 TARGET = 1
 
@@ -21,11 +22,11 @@ def backdoored(mnist_root):
     train = random_subset(train, 10_000, seed=0)
     test = random_subset(test, 1000, seed=1)
     trigger = make_trigger("white", 5)
-    poisoned = poison_train_set(train, trigger, rate=0.05, target_label=TARGET, seed=0)
-    attack = attack_test_set(test, trigger, TARGET)
+    poisoned = poison_train_set(train, trigger, Attack(rate=0.05, target=TARGET, seed=0, mode="replace"))
+    attack = attack_test_set(test, trigger, Attack(target=TARGET))
     torch.manual_seed(0)
     model = build_model("MNIST")
-    fit(model, poisoned, epochs=3, batch_size=64, lr=2e-3, device="cpu", progress=False)
+    fit(model, poisoned, Budget(epochs=3, batch_size=64, lr=2e-3, device="cpu"), seed=0, progress=False)
     assert evaluate(model, attack)["acc"] > 0.9, "the fixture's backdoor was not planted"
     # the poisons that matter: images whose label the attacker actually changed
     effective = poisoned.poison_indices[train.labels[poisoned.poison_indices] != TARGET]
@@ -101,7 +102,8 @@ def test_fine_pruning_curve_and_pruned_model(backdoored):
         out = pruned.conv_features(b["test"].images[:50])
     assert out[:, channels].abs().max() == 0  # pruned channels are silent
     # fine-tuning keeps them silent
-    fit(pruned, b["test"].subset(torch.arange(200)), epochs=1, batch_size=50, device="cpu", progress=False)
+    fine = Budget(epochs=1, batch_size=50, lr=1e-3, device="cpu")
+    fit(pruned, b["test"].subset(torch.arange(200)), fine, seed=0, progress=False)
     with torch.no_grad():
         assert pruned.conv_features(b["test"].images[:50])[:, channels].abs().max() == 0
     with pytest.raises(ValueError):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from badnets_utils import blocks, pages
+from badnets_utils.tools import blocks, pages
 
 
 def test_every_generated_block_is_current(capsys):

@@ -14,7 +14,7 @@ import re
 import prose
 import pytest
 
-from badnets_utils import exercises
+from badnets_utils.course import exercises
 
 
 def sealed_answers(nb: dict) -> list[tuple[int, str, list[float]]]:

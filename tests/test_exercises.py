@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from badnets_utils import exercises as ex
-from badnets_utils.triggers import apply_trigger, make_trigger
+from badnets_utils.core.triggers import apply_trigger, make_trigger
+from badnets_utils.course import exercises as ex
 
 ROOT = Path(__file__).resolve().parent.parent
 

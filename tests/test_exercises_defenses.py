@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from badnets_utils import exercises as ex
-from badnets_utils.defenses import anomaly_index
+from badnets_utils.course import exercises as ex
+from badnets_utils.defences.cleanse import anomaly_index
 
 
 def test_all_to_all_label(capsys):

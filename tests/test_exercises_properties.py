@@ -14,8 +14,8 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from badnets_utils import exercises as ex
-from badnets_utils.defenses import anomaly_index
+from badnets_utils.course import exercises as ex
+from badnets_utils.defences.cleanse import anomaly_index
 
 FAST = settings(max_examples=80, deadline=None, database=None)  # no .hypothesis folder in the tree
 

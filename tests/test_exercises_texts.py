@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from badnets_utils import exercises as ex
-from badnets_utils import grading
+from badnets_utils.course import exercises as ex
+from badnets_utils.tools import grading
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb"))
@@ -158,10 +158,10 @@ def test_importing_with_an_entry_missing_fails_in_one_line(tmp_path: Path):
     data = json.loads(TEXTS.read_text(encoding="utf-8"))
     del data["05-3"]
     (package / TEXTS.name).write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    run = subprocess.run([sys.executable, "-c", "import badnets_utils.exercises"], cwd=tmp_path, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", "import badnets_utils.course.exercises"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert run.returncode != 0
     assert run.stderr.strip().splitlines()[-1] == (
-        f"badnets_utils.exercises.ExerciseTextsError: {TEXTS.name}: no entry '05-3': exercises.check_blended_pixel "
+        f"badnets_utils.course.exercises.ExerciseTextsError: {TEXTS.name}: no entry '05-3': exercises.check_blended_pixel "
         "shows its hints"
     )

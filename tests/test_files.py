@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import badnets_utils.files as files
-from badnets_utils.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
-from badnets_utils.files import (
+import badnets_utils._io.files as files
+from badnets_utils._io.files import (
     atomic_write,
     atomic_write_text,
     check_output_dir,
@@ -24,7 +23,8 @@ from badnets_utils.files import (
     remove_stale_temps,
     shipped_files,
 )
-from badnets_utils.models import build_model
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
+from badnets_utils.core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,9 +166,9 @@ WRITER = textwrap.dedent(
     # slowly written log in a loop, with atomic writes, until the test kills it (SIGKILL).
     import os, sys, time
     import torch
-    from badnets_utils.checkpoints import save_checkpoint
-    from badnets_utils.files import atomic_write
-    from badnets_utils.models import build_model
+    from badnets_utils.core.checkpoints import save_checkpoint
+    from badnets_utils._io.files import atomic_write
+    from badnets_utils.core.models import build_model
 
     def write_forever(folder):
         model, i = build_model("MNIST"), 0

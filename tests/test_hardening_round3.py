@@ -17,25 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-import badnets_utils.files as files
-from badnets_utils import cli
-from badnets_utils.canvas import TriggerCanvas
-from badnets_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_manifest
-from badnets_utils.data import DATASETS, load_dataset
-from badnets_utils.experiment import (
-    Attack,
-    Budget,
-    SaveError,
-    check_attack_settings,
-    check_budget,
-    check_output,
-    prepare,
-    repair_logs,
-    save_run,
-)
-from badnets_utils.files import atomic_write_text, remove_stale_temps, temp_prefix
-from badnets_utils.models import build_model
-from badnets_utils.train import load_history
+import badnets_utils._io.files as files
+from badnets_utils._io.files import atomic_write_text, remove_stale_temps, temp_prefix
+from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_manifest
+from badnets_utils.core.data import DATASETS, load_dataset
+from badnets_utils.core.models import build_model
+from badnets_utils.core.pipeline import SaveError, check_output, prepare, repair_logs, save_run
+from badnets_utils.core.config import Attack, Budget, check_attack_settings, check_budget
+from badnets_utils.core.training import load_history
+from badnets_utils.course.canvas import TriggerCanvas
+from badnets_utils.tools import cli
 from tests.test_run_faults import fake_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +71,7 @@ def test_read_only_subfolder_is_refused_before_training(tmp_path, monkeypatch):
 
 
 def test_a_write_failing_at_the_end_keeps_the_model_and_no_half_pair(tmp_path, monkeypatch):
-    import badnets_utils.experiment as experiment
+    import badnets_utils.core.pipeline as experiment
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -124,7 +115,7 @@ def test_an_idx_file_that_is_a_fifo_or_a_folder_is_refused_without_hanging(tmp_p
         import os, sys
         from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
-        from badnets_utils.data import load_dataset
+        from badnets_utils.core.data import load_dataset
         raw = Path({str(tmp_path)!r}) / "MNIST" / "raw"
         raw.mkdir(parents=True)
         os.mkfifo(raw / "t10k-images-idx3-ubyte")
@@ -228,7 +219,7 @@ MEASURE = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {root!r})
-    from badnets_utils.checkpoints import CheckpointError, load_checkpoint
+    from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint
 
     def status(key):  # kB, from Linux's /proc/self/status
         return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
@@ -281,7 +272,7 @@ def test_a_cifar_pickle_asking_for_a_huge_blank_array_is_refused(tmp_path, cifar
 
 
 def test_set_repo_refuses_a_trailing_newline_and_check_compiles_setup_cells(tmp_path, capsys):
-    from badnets_utils import repo
+    from badnets_utils.tools import github as repo
 
     with pytest.raises(repo.SlugError):
         repo.check_slug("evil/x\n", "main")
@@ -379,7 +370,7 @@ def test_tilde_after_equals_is_expanded(tmp_path, monkeypatch):
 
 def test_a_clean_tiny_run_still_saves_a_pair(tmp_path):
     images = torch.zeros(20, 1, 28, 28, dtype=torch.uint8)
-    from badnets_utils.data import ImageData
+    from badnets_utils.core.data import ImageData
 
     data = ImageData(images, torch.arange(20) % 10, list(DATASETS["MNIST"]["classes"]))
     prepare(Attack(), data=(data, data))

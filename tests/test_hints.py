@@ -18,7 +18,7 @@ import nbformat
 import pytest
 import torch
 
-from badnets_utils import exercises as ex
+from badnets_utils.course import exercises as ex
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb"))

@@ -1,9 +1,15 @@
 import pytest
 import torch
 
-from badnets_utils import metrics
-from badnets_utils.metrics import ASR_UNDEFINED, classification_report, confusion_matrix, format_rate, per_class_scores
-from badnets_utils.models import build_model
+from badnets_utils.core import metrics
+from badnets_utils.core.metrics import (
+    ASR_UNDEFINED,
+    classification_report,
+    confusion_matrix,
+    format_rate,
+    per_class_scores,
+)
+from badnets_utils.core.models import build_model
 
 
 def test_mnist_and_cifar_shapes_and_logits():

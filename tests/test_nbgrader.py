@@ -21,9 +21,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from toy_notebooks import toy_notebook
 
-from badnets_utils import classroom as C
-from badnets_utils import exercises
-from badnets_utils import grading as G
+from badnets_utils.course import exercises
+from badnets_utils.tools import classroom as C
+from badnets_utils.tools import grading as G
 
 ROOT = Path(__file__).resolve().parent.parent
 CHEAP = ("01_download_and_explore_data", "02_visualize_triggered_images")  # about 20 s each in quick mode

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from badnets_utils.repo import KERNELSPEC, LANGUAGE_INFO
+from badnets_utils.tools.github import KERNELSPEC, LANGUAGE_INFO
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("notebook_times", ROOT / "benchmarks" / "notebook_times.py")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import MACHINE_PATHS
 
-from badnets_utils.repo import KERNELSPEC, LANGUAGE_INFO
+from badnets_utils.tools.github import KERNELSPEC, LANGUAGE_INFO
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -88,7 +88,7 @@ def test_switches_then_setup_cell(kit_notebook):
         r"^RETRAIN = False\s+#", source(params), re.M
     )
     assert setup["cell_type"] == "code" and "setup" in tags(setup)
-    assert "from badnets_utils.notebook import setup" in source(setup)
+    assert "from badnets_utils.course.notebook import setup" in source(setup)
     assert "cfg = setup(seed=0, quick=QUICK, retrain=RETRAIN)" in source(setup)
     assert "QUICK" in source(nb["cells"][0]) and "RETRAIN" in source(nb["cells"][0]), "the header says how to switch"
 

@@ -10,10 +10,14 @@ from concurrent.futures import Executor, Future
 import pytest
 import torch
 
-from badnets_utils import cli
-from badnets_utils.experiment import Attack, Budget, load_data, run, run_many
-from badnets_utils.parallel import RunsFailedError, auto_workers, run_all
-from badnets_utils.sweep import read_results, result_row, run_sweep
+from badnets_utils.core.pipeline import load_data, run
+
+from badnets_utils.studies.pool import run_many
+
+from badnets_utils.core.config import Attack, Budget
+from badnets_utils.studies.pool import RunsFailedError, auto_workers, run_all
+from badnets_utils.studies.sweep import read_results, result_row, run_sweep
+from badnets_utils.tools import cli
 
 BUDGET = Budget(epochs=1, batch_size=128, train_limit=2000, test_limit=1000, device="cpu")
 ATTACKS = [Attack(target=1), Attack(target=7, rate=0.05), Attack(target=3, seed=1)]  # two seeds: two data sets
@@ -172,7 +176,7 @@ def _threads_seen(result) -> int:
 def test_what_a_run_does_after_training_has_the_runs_threads(mnist_root):
     """``finish`` (a sweep's row, spectral_study's retraining) runs with the run's fixed thread count, so what it
     trains is the same bits wherever it runs."""
-    from badnets_utils.parallel import RUN_THREADS
+    from badnets_utils.studies.pool import RUN_THREADS
 
     small = BUDGET.replace(train_limit=300, test_limit=100)
     seen = run_all(run, load_data, ATTACKS[:1], small, data_root=mnist_root, workers=1, finish=_threads_seen,

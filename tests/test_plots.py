@@ -1,4 +1,4 @@
-"""Every figure of badnets_utils.plots builds headless (Agg) with titles and axis labels."""
+"""Every figure of badnets_utils.course.plots builds headless (Agg) with titles and axis labels."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from badnets_utils import plots  # noqa: E402
-from badnets_utils.triggers import apply_trigger, make_trigger  # noqa: E402
+from badnets_utils.core.triggers import apply_trigger, make_trigger  # noqa: E402
+from badnets_utils.course import plots  # noqa: E402
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -151,7 +151,8 @@ def test_threat_model():
 
 
 def test_projector_sizes_one_colour_for_a_fired_backdoor_and_a_clean_baseline():
-    from badnets_utils import defense_plots, variants
+    from badnets_utils.course import defence_plots as defense_plots
+    from badnets_utils.studies import variants
 
     rows = [{"name": "single pixel", "tca": 0.99, "asr": 0.006, "seconds": 20.0},
             {"name": "5×5 white square", "tca": 0.99, "asr": 1.0, "seconds": 20.0}]  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from badnets_utils import progress
+from badnets_utils._io import progress
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDGET_MIMETYPES = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
@@ -112,7 +112,7 @@ def test_in_a_kernel_without_ipywidgets_the_saved_notebook_holds_no_widget(tmp_p
         "import sys\n"
         "sys.modules['ipywidgets'] = None  # as if ipywidgets were not installed\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from badnets_utils.progress import HTMLBar, tqdm\n"
+        "from badnets_utils._io.progress import HTMLBar, tqdm\n"
         "assert tqdm is HTMLBar, tqdm"
     )
     cells = [

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from badnets_utils.checkpoints import CheckpointError, load_checkpoint
-from badnets_utils.models import BadNet, build_model
-from badnets_utils.triggers import POSITIONS, apply_trigger, load_trigger, save_trigger
+from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint
+from badnets_utils.core.models import BadNet, build_model
+from badnets_utils.core.triggers import POSITIONS, apply_trigger, load_trigger, save_trigger
 
 FAST = settings(
     max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from badnets_utils.data import ImageData
-from badnets_utils.poison import attack_test_set, choose_poison_indices, poison_count, poison_train_set
-from badnets_utils.triggers import make_trigger
+from badnets_utils.core.data import ImageData
+from badnets_utils.core.poison import attack_test_set, choose_poison_indices, poison_count, poison_train_set
+from badnets_utils.core.triggers import make_trigger
 
 FAST = settings(max_examples=60, deadline=None, database=None)  # no .hypothesis folder in the tree
 TRIGGER = make_trigger("white", 3)

@@ -2,8 +2,8 @@
 
 import torch
 
-from badnets_utils.models import BadNet
-from badnets_utils.variants import reach, reach_figure
+from badnets_utils.core.models import BadNet
+from badnets_utils.studies.variants import reach, reach_figure
 
 
 def test_reach_counts_the_windows_that_see_a_pixel():
@@ -29,7 +29,7 @@ def test_reach_figure_marks_the_positions():
 
 
 def test_bottom_ink_rank_orders_images_by_ink_in_the_bottom_rows():
-    from badnets_utils.paper import bottom_ink_rank
+    from badnets_utils.studies.paper import bottom_ink_rank
 
     images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
     images[1, 0, 25, :3] = 255  # 3 inked pixels low down
@@ -40,7 +40,7 @@ def test_bottom_ink_rank_orders_images_by_ink_in_the_bottom_rows():
 
 def test_missed_triggered_lists_the_source_images_the_backdoor_does_not_move():
     from badnets_utils import Attack, ImageData
-    from badnets_utils.paper import missed_triggered
+    from badnets_utils.studies.paper import missed_triggered
 
     class ReadsCorner(torch.nn.Module):  # "5" when pixel (24, 24) is bright, else "9"
         def __init__(self):
@@ -66,7 +66,7 @@ def test_missed_triggered_lists_the_source_images_the_backdoor_does_not_move():
 
 
 def test_ink_near_looks_at_the_square_around_the_position_only():
-    from badnets_utils.paper import ink_near
+    from badnets_utils.studies.paper import ink_near
 
     images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
     images[1, 0, 22, 22] = 1  # two rows and columns from (24, 24): inside radius 2, outside radius 1

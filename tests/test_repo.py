@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from badnets_utils import repo as R
+from badnets_utils.tools import github as R
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,7 +142,7 @@ def run_colab_branch(monkeypatch, tmp_path: Path, returncode: int, stderr: str =
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setattr(sys, "path", list(sys.path))
     cell = R.setup_cell_source("acme/badnets-fork", "v1", ()).replace('"/content/"', repr(f"{tmp_path}/"))
-    exec(cell.split("from badnets_utils.notebook")[0], {})
+    exec(cell.split("from badnets_utils.course.notebook")[0], {})
     return calls
 
 
@@ -164,7 +164,7 @@ def test_colab_clone_is_put_on_sys_path(monkeypatch, tmp_path: Path):
 
 
 # Fails until the lead has run, once, in the repository root:
-#     python -m badnets_utils set-repo OWNER/NAME        (or: python -m badnets_utils.repo OWNER/NAME)
+#     python -m badnets_utils set-repo OWNER/NAME        (or: python -m badnets_utils.tools.github OWNER/NAME)
 # which writes repo.toml and rewrites the README's and the notebooks' badges and setup cells.
 def test_real_repository_agrees_with_repo_toml():
     problems = R.check_repo(ROOT)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from badnets_utils.checkpoints import CheckpointError, load_checkpoint, read_manifest, sha256_file
-from badnets_utils.cli import main
-from badnets_utils.experiment import Attack, Budget, prepare, run
-from badnets_utils.results import (
+from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint, read_manifest, sha256_file
+from badnets_utils.core.pipeline import prepare, run
+from badnets_utils.core.config import Attack, Budget
+from badnets_utils.tools.cli import main
+from badnets_utils.tools.releases import (
     CIFAR,
     RELEASES,
     cli_args,
@@ -124,8 +125,8 @@ def test_recorded_commands_train_what_the_library_trains(mnist_root, tmp_path, c
 
 
 def test_manifest_hashes_every_shipped_trigger_and_log():
-    from badnets_utils.files import shipped_files
-    from badnets_utils.results import listed_files
+    from badnets_utils._io.files import shipped_files
+    from badnets_utils.tools.releases import listed_files
 
     listed = json.loads((CKPT / "MANIFEST.json").read_text())["files"]
     assert listed == listed_files(ROOT)

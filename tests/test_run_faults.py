@@ -12,17 +12,18 @@ import time
 
 import torch
 
-from badnets_utils.data import DATASETS, ImageData
-from badnets_utils.experiment import Attack, Budget, Result, prepare, repair_logs, save_run
-from badnets_utils.models import build_model
-from badnets_utils.train import load_history
+from badnets_utils.core.data import DATASETS, ImageData
+from badnets_utils.core.models import build_model
+from badnets_utils.core.pipeline import Result, prepare, repair_logs, save_run
+from badnets_utils.core.config import Attack, Budget
+from badnets_utils.core.training import load_history
 
 CHILD = textwrap.dedent(
     """
     import sys, torch
     sys.path.insert(0, {root!r})
     from tests.test_run_faults import fake_result
-    from badnets_utils.experiment import save_run
+    from badnets_utils.core.pipeline import save_run
     i = 0
     while True:
         save_run(fake_result(i), {out!r})

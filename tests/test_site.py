@@ -32,7 +32,7 @@ import nbformat
 import pytest
 from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
-from badnets_utils.repo import PLACEHOLDER_REPO, PUBLISH_ENV, REPO_ENV, badge_url, read_slug
+from badnets_utils.tools.github import PLACEHOLDER_REPO, PUBLISH_ENV, REPO_ENV, badge_url, read_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -389,7 +389,7 @@ def test_guides_link_to_the_notebook_pages(site):
 
 def test_classroom_editions_leave_the_site_copies_out(tmp_path):
     """docs/_notebooks (the site's copies, solutions in them) never reaches a classroom folder."""
-    from badnets_utils.classroom import build_editions
+    from badnets_utils.tools.classroom import build_editions
 
     root = tmp_path / "repo"
     (root / "badnets_utils").mkdir(parents=True)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from badnets_utils.experiment import Attack, Budget
-from badnets_utils.sweep import FIELDS, format_summary, rate_sweep, read_results, run_sweep, summarize, write_results
+from badnets_utils.core.config import Attack, Budget
+from badnets_utils.studies.sweep import (
+    FIELDS,
+    format_summary,
+    rate_sweep,
+    read_results,
+    run_sweep,
+    summarize,
+    write_results,
+)
 
 
 def _row(rate, seed, asr, tca=0.98):

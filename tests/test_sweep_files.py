@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from badnets_utils import cli
-from badnets_utils.files import atomic_write_text
-from badnets_utils.sweep import FIELDS, read_results, write_results
+from badnets_utils._io.files import atomic_write_text
+from badnets_utils.studies.sweep import FIELDS, read_results, write_results
+from badnets_utils.tools import cli
 
 TINY = ["sweep", "--rates", "0", "0.1", "--epochs", "1", "--train_limit", "100", "--test_limit", "50", "--device",
         "cpu", "--workers", "1"]  # fmt: skip
@@ -114,8 +114,8 @@ def test_a_numpy_rate_poisons_the_count_its_decimal_says_and_minus_zero_is_zero(
     import numpy as np
 
     from badnets_utils import Attack, Budget, poison_count
-    from badnets_utils.experiment import check_attack_settings
-    from badnets_utils.sweep import run_key
+    from badnets_utils.core.config import check_attack_settings
+    from badnets_utils.studies.sweep import run_key
 
     assert poison_count(100, check_attack_settings(Attack(rate=np.float32(0.29))).rate) == 29
     assert run_key(Attack(rate=-0.0), Budget()) == run_key(Attack(rate=0), Budget())
@@ -137,8 +137,8 @@ def test_workers_and_executors_of_other_types():
     import numpy as np
 
     from badnets_utils import Attack, Budget
-    from badnets_utils.experiment import load_data, run
-    from badnets_utils.parallel import run_all
+    from badnets_utils.core.pipeline import load_data, run
+    from badnets_utils.studies.pool import run_all
 
     with pytest.raises(ValueError, match="executor 'x' is not allowed"):
         run_all(run, load_data, [Attack()], Budget(), executor="x")
@@ -151,8 +151,8 @@ def test_executors_that_run_two_runs_in_one_process_are_refused():
     from concurrent.futures import ThreadPoolExecutor
 
     from badnets_utils import Attack, Budget
-    from badnets_utils.experiment import load_data, run
-    from badnets_utils.parallel import run_all
+    from badnets_utils.core.pipeline import load_data, run
+    from badnets_utils.studies.pool import run_all
 
     with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="ThreadPoolExecutor"):
         run_all(run, load_data, [Attack()], Budget(), executor=pool)
@@ -165,7 +165,7 @@ def test_executors_that_run_two_runs_in_one_process_are_refused():
 def test_one_writer_per_csv_and_per_output_folder(tmp_path, capsys):
     """A second sweep on one CSV, or a second run into one --output_dir, says which process holds it; a holder that
     dies (its descriptor closed) leaves nothing stuck."""
-    from badnets_utils.files import held
+    from badnets_utils._io.files import held
 
     csv = tmp_path / "s.csv"
     with held(csv, "--csv"):

@@ -1,14 +1,17 @@
-import importlib
 import math
 import os
 
 import pytest
 import torch
 
-from badnets_utils.data import ImageData
-from badnets_utils.models import build_model
-from badnets_utils.poison import attack_test_set, poison_train_set
-from badnets_utils.train import (
+from badnets_utils._io import machine
+from badnets_utils._io.machine import select_device
+from badnets_utils.core import training
+from badnets_utils.core.config import Attack, Budget, check_lr
+from badnets_utils.core.data import ImageData
+from badnets_utils.core.models import build_model
+from badnets_utils.core.poison import attack_test_set, poison_train_set
+from badnets_utils.core.training import (
     TrainingDivergedError,
     check_finite,
     compute_loss,
@@ -17,11 +20,8 @@ from badnets_utils.train import (
     load_history,
     make_optimizer,
     save_history,
-    select_device,
 )
-from badnets_utils.triggers import make_trigger
-
-train_module = importlib.import_module("badnets_utils.train")  # the package's `train` attribute is something else
+from badnets_utils.core.triggers import make_trigger
 
 
 def blobs(n=600, seed=0):
@@ -42,10 +42,10 @@ def blobs(n=600, seed=0):
 def test_fit_learns_clean_task_and_backdoor(loss, optimizer, lr):
     train, test = blobs(), blobs(200, seed=1)
     trig = make_trigger("white", 5)
-    ptrain = poison_train_set(train, trig, 0.2, target_label=0, seed=0)
-    att = attack_test_set(test, trig, 0)
-    history = fit(build_model("MNIST"), ptrain, test, att, epochs=8, batch_size=32, lr=lr, loss=loss,
-                  optimizer=optimizer, device="cpu", progress=False)  # fmt: skip
+    ptrain = poison_train_set(train, trig, Attack(rate=0.2, target=0, seed=0, mode="replace"))
+    att = attack_test_set(test, trig, Attack(target=0))
+    budget = Budget(epochs=8, batch_size=32, lr=lr, loss=loss, optimizer=optimizer, device="cpu")
+    history = fit(build_model("MNIST"), ptrain, budget, seed=0, tests=(test, att), progress=False)
     last = history[-1]
     assert set(last) >= {"train_loss", "clean_acc", "clean_loss", "asr", "asr_loss", "seconds"}
     assert last["clean_acc"] > 0.9 and last["asr"] > 0.9, last
@@ -60,15 +60,16 @@ def test_losses_differ_and_mse_is_on_softmax():
     assert torch.isclose(compute_loss(logits, y, "mse"), expected)
     assert not torch.isclose(compute_loss(logits, y, "cross"), expected)
     with pytest.raises(ValueError, match="unknown loss 'l1'; allowed: cross, mse"):
-        compute_loss(logits, y, "l1")
+        Budget(loss="l1")  # the budget checks the name; compute_loss trusts it
 
 
 def test_training_is_reproducible_from_the_seed():
-    train = poison_train_set(blobs(200), make_trigger("white", 5), 0.1, 0, seed=0)
+    train = poison_train_set(blobs(200), make_trigger("white", 5), Attack(rate=0.1, target=0, seed=0, mode="replace"))
+    budget = Budget(epochs=1, batch_size=50, lr=1e-3, device="cpu")
     runs = []
     for _ in range(2):
         torch.manual_seed(7)
-        runs.append(fit(build_model("MNIST"), train, epochs=1, batch_size=50, device="cpu", seed=7, progress=False))
+        runs.append(fit(build_model("MNIST"), train, budget, seed=7, progress=False))
     assert runs[0][0]["train_loss"] == runs[1][0]["train_loss"]
 
 
@@ -77,7 +78,7 @@ def test_optimizers_and_devices():
     assert isinstance(make_optimizer("sgd", params, 0.1), torch.optim.SGD)
     assert make_optimizer("sgd", params, 0.1).defaults["momentum"] == 0.9
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        make_optimizer("rmsprop", params, 0.1)
+        Budget(optimizer="rmsprop", lr=0.1)  # the budget checks the name; make_optimizer trusts it
     assert select_device("cpu").type == "cpu"
     assert select_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
@@ -115,7 +116,7 @@ def test_empty_set_has_undefined_accuracy():
 def test_all_target_test_set_gives_undefined_asr():
     test = blobs(40)
     only_target = test.subset(torch.nonzero(test.labels == 3).flatten())
-    attack = attack_test_set(only_target, make_trigger("white", 5), target_label=3)
+    attack = attack_test_set(only_target, make_trigger("white", 5), Attack(target=3))
     assert len(attack) == 0 and math.isnan(evaluate(build_model("MNIST"), attack)["acc"])
 
 
@@ -134,18 +135,20 @@ def test_evaluation_is_float32_even_inside_autocast():
 
 
 @pytest.mark.parametrize("lr", [float("inf"), float("nan"), 0, -1e-3, True, "0.001", None])
-def test_make_optimizer_refuses_bad_lr(lr):
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    with pytest.raises(ValueError, match=r"learning rate .* is not allowed; allowed: a finite positive number") as err:
-        make_optimizer("adam", params, lr)
-    assert repr(lr) in str(err.value)
+def test_a_budget_refuses_bad_lr(lr):
+    """The budget checks the learning rate when it is made (make_optimizer trusts it); check_lr is that check."""
+    for check in (lambda: Budget(optimizer="adam", lr=lr), lambda: check_lr(lr)):
+        with pytest.raises(ValueError, match=r"learning rate .* is not allowed; allowed: a finite positive number") as err:
+            check()
+        assert repr(lr) in str(err.value)
 
 
 @pytest.mark.parametrize("optimizer, lr", [("adam", 1e308), ("sgd", 1e308), ("adam", 1e30), ("sgd", 1e30)])
 def test_divergence_stops_training_with_one_line(optimizer, lr):
     model = build_model("MNIST")
     with pytest.raises(TrainingDivergedError) as err:
-        fit(model, blobs(256), epochs=2, batch_size=32, lr=lr, optimizer=optimizer, device="cpu", progress=False)
+        fit(model, blobs(256), Budget(epochs=2, batch_size=32, lr=lr, optimizer=optimizer, device="cpu"), seed=0,
+            progress=False)
     msg = str(err.value)
     assert isinstance(err.value, ValueError) and "\n" not in msg
     assert msg.startswith("training diverged at epoch 1: ")
@@ -168,63 +171,65 @@ def test_non_finite_weights_count_as_divergence():
 
 @pytest.mark.parametrize("busy, expected", [(0, "all"), (1, "all-1"), (64, 1)])
 def test_choose_threads_leaves_busy_cores_alone(monkeypatch, busy, expected):
-    monkeypatch.setattr(train_module, "busy_elsewhere", lambda: float(busy))
-    monkeypatch.setattr(train_module, "_cgroup_cpu_limit", lambda: None)
-    cores = train_module.physical_cores()
+    monkeypatch.setattr(machine, "busy_elsewhere", lambda: float(busy))
+    monkeypatch.setattr(machine, "_cgroup_cpu_limit", lambda: None)
+    cores = machine.physical_cores()
     want = {"all": cores, "all-1": max(1, cores - 1)}.get(expected, expected)
-    assert train_module.choose_threads() == want
+    assert machine.choose_threads() == want
 
 
 def test_cpu_topology_and_load_are_sane():
-    cores = train_module.physical_cores()
+    cores = machine.physical_cores()
     assert 1 <= cores <= (os.cpu_count() or 1)
-    assert train_module.busy_elsewhere() >= 0
+    assert machine.busy_elsewhere() >= 0
 
 
 def test_fit_applies_the_rule_and_restores_threads(monkeypatch):
-    for var in train_module.THREADS_ENV:
+    for var in machine.THREADS_ENV:
         monkeypatch.delenv(var, raising=False)
     before = torch.get_num_threads()
-    monkeypatch.setattr(train_module, "_TORCH_DEFAULT_THREADS", before)
-    monkeypatch.setattr(train_module, "choose_threads", lambda: 1)
+    monkeypatch.setattr(machine, "_TORCH_DEFAULT_THREADS", before)
+    monkeypatch.setattr(machine, "choose_threads", lambda: 1)
     during = []
-    fit(build_model("MNIST"), blobs(64), epochs=1, batch_size=32, device="cpu", progress=False,
-        on_epoch=lambda row: during.append(torch.get_num_threads()))  # fmt: skip
+    fit(build_model("MNIST"), blobs(64), Budget(epochs=1, batch_size=32, lr=1e-3, device="cpu"), seed=0,
+        progress=False, on_epoch=lambda row: during.append(torch.get_num_threads()))  # fmt: skip
     assert during == [1] and torch.get_num_threads() == before
 
 
 def test_user_thread_settings_are_respected(monkeypatch):
-    monkeypatch.setattr(train_module, "_TORCH_DEFAULT_THREADS", torch.get_num_threads())
-    for var in train_module.THREADS_ENV:
+    monkeypatch.setattr(machine, "_TORCH_DEFAULT_THREADS", torch.get_num_threads())
+    for var in machine.THREADS_ENV:
         monkeypatch.delenv(var, raising=False)
-    assert train_module.ThreadGovernor(torch.device("cpu")).active
-    assert not train_module.ThreadGovernor(torch.device("meta")).active  # only CPU training is governed
+    assert machine.ThreadGovernor(torch.device("cpu")).active
+    assert not machine.ThreadGovernor(torch.device("meta")).active  # only CPU training is governed
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert not train_module.ThreadGovernor(torch.device("cpu")).active
+    assert not machine.ThreadGovernor(torch.device("cpu")).active
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(train_module, "_TORCH_DEFAULT_THREADS", torch.get_num_threads() + 1)  # as if the user set it
-    governor = train_module.ThreadGovernor(torch.device("cpu"))
+    monkeypatch.setattr(machine, "_TORCH_DEFAULT_THREADS", torch.get_num_threads() + 1)  # as if the user set it
+    governor = machine.ThreadGovernor(torch.device("cpu"))
     governor.update()
     assert not governor.active
 
 
 def test_attack_success_rate_is_gone():
-    assert not hasattr(train_module, "attack_success_rate")
+    assert not hasattr(training, "attack_success_rate")
 
 
 def test_final_receives_the_finished_models_evaluations():
     """``fit(final=...)`` hands back the last epoch's whole evaluations: what evaluating the model again gives."""
     train, test = blobs(), blobs(200, seed=1)
     trig = make_trigger("white", 5)
-    att = attack_test_set(test, trig, 0)
+    att = attack_test_set(test, trig, Attack(target=0))
     model, final = build_model("MNIST"), {}
-    history = fit(model, poison_train_set(train, trig, 0.2, 0, seed=0), test, att, epochs=2, batch_size=32,
-                  lr=5e-3, device="cpu", progress=False, final=final)  # fmt: skip
+    ptrain = poison_train_set(train, trig, Attack(rate=0.2, target=0, seed=0, mode="replace"))
+    history = fit(model, ptrain, Budget(epochs=2, batch_size=32, lr=5e-3, device="cpu"), seed=0, tests=(test, att),
+                  progress=False, final=final)  # fmt: skip
     again = {"clean": evaluate(model, test), "attack": evaluate(model, att)}
     for name, key in (("clean", "clean_acc"), ("attack", "asr")):
         assert final[name]["acc"] == again[name]["acc"] == history[-1][key]
         assert torch.equal(final[name]["preds"], again[name]["preds"])
         assert torch.equal(final[name]["confusion"], again[name]["confusion"])
     only_train = {}
-    fit(build_model("MNIST"), train, epochs=1, batch_size=64, device="cpu", progress=False, final=only_train)
+    fit(build_model("MNIST"), train, Budget(epochs=1, batch_size=64, lr=1e-3, device="cpu"), seed=0, progress=False,
+        final=only_train)
     assert only_train == {"clean": None, "attack": None}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from badnets_utils.triggers import (
+from badnets_utils.core.triggers import (
     BUILTIN_TRIGGERS,
     TRIGGER_DIR,
     apply_trigger,
@@ -83,7 +83,7 @@ def test_load_downscales_larger_images(tmp_path):
 
 
 def test_builtin_fallback_only_at_the_default_location(tmp_path, monkeypatch):
-    import badnets_utils.triggers as tr
+    import badnets_utils.core.triggers as tr
 
     monkeypatch.setattr(tr, "TRIGGER_DIR", tmp_path / "triggers")  # an install without the folder
     t = load_trigger(tmp_path / "triggers" / "trigger_white.png", size=5)
@@ -94,7 +94,7 @@ def test_builtin_fallback_only_at_the_default_location(tmp_path, monkeypatch):
 
 
 def test_no_fallback_when_the_shipped_folder_exists_but_lacks_the_file(tmp_path, monkeypatch):
-    import badnets_utils.triggers as tr
+    import badnets_utils.core.triggers as tr
 
     (tmp_path / "triggers").mkdir()
     monkeypatch.setattr(tr, "TRIGGER_DIR", tmp_path / "triggers")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from badnets_utils import Attack, Budget, run
-from badnets_utils.parallel import fixed_threads
+from badnets_utils.studies.pool import fixed_threads
 
 RECORD = Path(__file__).parent / "weights_fingerprints.json"
 RUNS = {
@@ -54,7 +54,7 @@ def test_seeded_runs_give_the_recorded_weights(name, mnist_root):
 
 
 if __name__ == "__main__":
-    from badnets_utils.files import atomic_write_text
+    from badnets_utils._io.files import atomic_write_text
 
     runs = {name: measure(name) for name in RUNS}
     atomic_write_text(RECORD, json.dumps({"platform": platform(), "runs": runs}, indent=1) + "\n")

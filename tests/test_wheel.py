@@ -135,7 +135,7 @@ def _fresh_venv(path: Path, wheel: Path, deps: Path) -> Path:
 IMPORT_ALL = """
 import contextlib, importlib, io, json, pkgutil, sys
 import badnets_utils
-from badnets_utils.cli import SUBCOMMANDS, main
+from badnets_utils.tools.cli import SUBCOMMANDS, main
 
 def fail(name):
     raise ImportError(f"cannot walk into {name}")

@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from badnets_utils import exercises
-from badnets_utils.canvas import PRESETS, check_name
-from badnets_utils.data import DATASETS, ImageData
-from badnets_utils.experiment import Budget
-from badnets_utils.triggers import load_trigger, make_trigger
-from badnets_utils.widgets import TriggerPainter
+from badnets_utils.core.data import DATASETS, ImageData
+from badnets_utils.core.config import Budget
+from badnets_utils.core.triggers import load_trigger, make_trigger
+from badnets_utils.course import exercises
+from badnets_utils.course.canvas import PRESETS, check_name
+from badnets_utils.course.painter import TriggerPainter
 
 
 def synthetic(dataset: str = "MNIST", n: int = 8, value: int = 0) -> ImageData:
@@ -482,7 +482,7 @@ def test_exercise_checks(capsys):
 
 
 def test_save_names_the_true_folder(tmp_path, monkeypatch):
-    from badnets_utils.canvas import SAVE_DIR, shown_path
+    from badnets_utils.course.canvas import SAVE_DIR, shown_path
 
     assert shown_path(SAVE_DIR / "x.png") == "runs/triggers/x.png"  # the repository's runs/, not "triggers/"
     monkeypatch.chdir(tmp_path)
@@ -494,7 +494,9 @@ def test_save_names_the_true_folder(tmp_path, monkeypatch):
 
 def test_show_says_when_nothing_is_painted(painter, monkeypatch):
     titles = []
-    monkeypatch.setattr("badnets_utils.plots.trigger_strip", lambda trigger, stamped, title: titles.append(title))
+    monkeypatch.setattr(
+        "badnets_utils.course.plots.trigger_strip", lambda trigger, stamped, title: titles.append(title)
+    )
     painter.show()
     painter.canvas.apply_preset("white")
     painter.show()
@@ -506,7 +508,7 @@ def test_show_says_when_nothing_is_painted(painter, monkeypatch):
 def test_results_are_marked_stale_when_the_trigger_changes(painter, monkeypatch):
     from types import SimpleNamespace
 
-    import badnets_utils.widgets as widgets
+    import badnets_utils.course.painter as widgets
 
     def fake_run(attack, budget, **kwargs):
         setup = SimpleNamespace(settings={"poison_count": 10, "train_size": 100})

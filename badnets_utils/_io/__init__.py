@@ -1,0 +1,3 @@
+"""Private plumbing: safe files (``files``: the one path helper, atomic writes, the shipped-file guard), the
+machine (``machine``: the device, CPU threads; ``allocator``: glibc's thresholds) and progress bars (``progress``).
+Nothing here knows about backdoors."""
