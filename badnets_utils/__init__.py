@@ -15,8 +15,9 @@ Each folder is one reader's room (docs/architecture.md):
 The names below are the ones the notebooks use: ``from badnets_utils import Attack, Budget, run``.
 """
 
+from badnets_utils._io.checkpoint_files import CheckpointError
 from badnets_utils._io.machine import select_device
-from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint
 from badnets_utils.core.config import Attack, Budget, trigger_name
 from badnets_utils.core.data import DATASETS, DatasetNotFoundError, ImageData, load_dataset, load_splits, random_subset
 from badnets_utils.core.metrics import classification_report, confusion_matrix

@@ -3,7 +3,7 @@
     python benchmarks/bench_contention.py [--data_path DIR] [--train_size 20000] [--epochs 2] [--copies 3]
                                           [--repeats 2] [--skip_default_concurrent]
 
-Every run is a fresh process training a BadNet on real MNIST through the pipeline (``experiment.train``; CPU, no
+Every run is a fresh process training a BadNet on real MNIST through the pipeline (``pipeline.train``; CPU, no
 thread settings from the user). Prints the time of each run (fit only, and the whole process), the loss of a lone
 run under the rule against torch's default (target: ``TARGET_LOSS``) and, for ``copies`` runs at once, the ratio of
 the slowest to the fair share (target: ``TARGET_FAIR``); records the figures in

@@ -8,9 +8,8 @@ import sys
 import pytest
 import torch
 
-from badnets_utils.core.pipeline import prepare
-
 from badnets_utils.core.config import Attack
+from badnets_utils.core.pipeline import prepare
 from badnets_utils.core.triggers import TRIGGER_DIR, load_trigger, make_trigger
 from badnets_utils.course.canvas import SAVE_DIR, TriggerCanvas, check_name
 

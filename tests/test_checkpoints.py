@@ -6,16 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from badnets_utils._io.files import PROJECT_MANIFEST
-from badnets_utils.core.checkpoints import (
-    CheckpointError,
-    load_checkpoint,
-    read_manifest,
-    save_checkpoint,
-    sha256_file,
-    shipped_files,
-    write_manifest,
-)
+from badnets_utils._io.checkpoint_files import CheckpointError, read_manifest, write_manifest
+from badnets_utils._io.files import PROJECT_MANIFEST, sha256_file, shipped_files
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint
 from badnets_utils.core.models import build_model
 
 

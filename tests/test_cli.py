@@ -4,7 +4,9 @@ import sys
 
 import pytest
 
-from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
+from badnets_utils._io.checkpoint_files import write_manifest
+from badnets_utils._io.files import sha256_file
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint
 from badnets_utils.core.models import build_model
 from badnets_utils.core.training import load_history
 from badnets_utils.tools.cli import main
@@ -97,7 +99,7 @@ def test_cifar10_fixture_through_the_cli(cifar_root, tmp_path, capsys):
         (["--trigger_path", "missing/trig.png"], r"trigger file not found: missing/trig.png"),
         (["--epochs", "0"], r"epochs 0 must be a whole number ≥ 1"),
         (["--batch_size", "-3"], r"batch_size -3 must be a whole number ≥ 1"),
-        (["--lr", "inf"], r"learning rate inf must be a finite positive number"),
+        (["--lr", "inf"], r"learning rate inf is not allowed; allowed: a finite positive number, e\.g\. 0\.001"),
         (["--train_limit", "0"], r"train_limit 0 must be a whole number ≥ 1"),
         (["--load_local", "--checkpoint", "nowhere.pth"], r"checkpoint not found: nowhere.pth"),
     ],

@@ -15,15 +15,17 @@ import pytest
 import torch
 
 import badnets_utils._io.files as files
+from badnets_utils._io.checkpoint_files import write_manifest
 from badnets_utils._io.files import (
     atomic_write,
     atomic_write_text,
     check_output_dir,
     guard_shipped,
     remove_stale_temps,
+    sha256_file,
     shipped_files,
 )
-from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint, sha256_file, write_manifest
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint
 from badnets_utils.core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent

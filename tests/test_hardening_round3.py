@@ -18,12 +18,13 @@ import pytest
 import torch
 
 import badnets_utils._io.files as files
+from badnets_utils._io.checkpoint_files import CheckpointError, write_manifest
 from badnets_utils._io.files import atomic_write_text, remove_stale_temps, temp_prefix
-from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_manifest
+from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint
+from badnets_utils.core.config import Attack, Budget, check_attack_settings, check_budget
 from badnets_utils.core.data import DATASETS, load_dataset
 from badnets_utils.core.models import build_model
 from badnets_utils.core.pipeline import SaveError, check_output, prepare, repair_logs, save_run
-from badnets_utils.core.config import Attack, Budget, check_attack_settings, check_budget
 from badnets_utils.core.training import load_history
 from badnets_utils.course.canvas import TriggerCanvas
 from badnets_utils.tools import cli
@@ -219,7 +220,8 @@ MEASURE = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {root!r})
-    from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint
+    from badnets_utils.core.checkpoints import load_checkpoint
+    from badnets_utils._io.checkpoint_files import CheckpointError
 
     def status(key):  # kB, from Linux's /proc/self/status
         return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))

@@ -10,12 +10,9 @@ from concurrent.futures import Executor, Future
 import pytest
 import torch
 
-from badnets_utils.core.pipeline import load_data, run
-
-from badnets_utils.studies.pool import run_many
-
 from badnets_utils.core.config import Attack, Budget
-from badnets_utils.studies.pool import RunsFailedError, auto_workers, run_all
+from badnets_utils.core.pipeline import load_data, run
+from badnets_utils.studies.pool import RunsFailedError, auto_workers, run_all, run_many
 from badnets_utils.studies.sweep import read_results, result_row, run_sweep
 from badnets_utils.tools import cli
 

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint
+from badnets_utils._io.checkpoint_files import CheckpointError
+from badnets_utils.core.checkpoints import load_checkpoint
 from badnets_utils.core.models import BadNet, build_model
 from badnets_utils.core.triggers import POSITIONS, apply_trigger, load_trigger, save_trigger
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint, read_manifest, sha256_file
-from badnets_utils.core.pipeline import prepare, run
+from badnets_utils._io.checkpoint_files import CheckpointError, read_manifest
+from badnets_utils._io.files import sha256_file
+from badnets_utils.core.checkpoints import load_checkpoint
 from badnets_utils.core.config import Attack, Budget
+from badnets_utils.core.pipeline import prepare, run
 from badnets_utils.tools.cli import main
 from badnets_utils.tools.releases import (
     CIFAR,

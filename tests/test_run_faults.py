@@ -12,10 +12,10 @@ import time
 
 import torch
 
+from badnets_utils.core.config import Attack, Budget
 from badnets_utils.core.data import DATASETS, ImageData
 from badnets_utils.core.models import build_model
 from badnets_utils.core.pipeline import Result, prepare, repair_logs, save_run
-from badnets_utils.core.config import Attack, Budget
 from badnets_utils.core.training import load_history
 
 CHILD = textwrap.dedent(

@@ -7,11 +7,11 @@ import math
 
 import torch
 
+from badnets_utils import defences as D
 from badnets_utils.core.data import ImageData
 from badnets_utils.core.poison import poison_train_set
 from badnets_utils.core.triggers import make_trigger
 from badnets_utils.course.notebook import shipped_result
-from badnets_utils import defences as D
 from badnets_utils.studies.spectral_study import SETUPS, alignment, original_labels, study
 
 RESULTS = "spectral_signatures.json"

@@ -12,11 +12,21 @@ import pytest
 from PIL import Image
 
 from badnets_utils.core.checkpoints import load_checkpoint
-from badnets_utils.core.pipeline import final_metrics, load_data, prepare
 from badnets_utils.core.config import Attack, Budget
+from badnets_utils.core.pipeline import final_metrics, load_data, prepare
 from badnets_utils.course import plots
-from badnets_utils.studies.sweep import FIELDS, format_summary, has_model, models_dir, rate_sweep, read_results, result_row, summarize, write_results
 from badnets_utils.course.sweep_plots import PLOT_DPI, PLOT_SIZE, save_plot, sweep_figure
+from badnets_utils.studies.sweep import (
+    FIELDS,
+    format_summary,
+    has_model,
+    models_dir,
+    rate_sweep,
+    read_results,
+    result_row,
+    summarize,
+    write_results,
+)
 from badnets_utils.tools import cli
 
 BUDGET = Budget(epochs=1, train_limit=300, test_limit=200, device="cpu")

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from badnets_utils.core.data import DATASETS, ImageData
 from badnets_utils.core.config import Budget
+from badnets_utils.core.data import DATASETS, ImageData
 from badnets_utils.core.triggers import load_trigger, make_trigger
 from badnets_utils.course import exercises
 from badnets_utils.course.canvas import PRESETS, check_name

@@ -8,7 +8,7 @@ the heap from the first step on. The command line's training run calls it (``cli
 notebooks leave glibc as it is. No benchmark times the setting on its own: docs/performance.md ("Where the speed
 comes from") says how to compare a default run with and without it on your machine. One exception: Dask's nanny
 starts each worker with a trim threshold alone (``MALLOC_TRIM_THRESHOLD_=65536``), which turns glibc's adaptive
-mmap threshold off; every run of a sweep repairs that (``repair_trim_only``, called by ``parallel.run_job``), and
+mmap threshold off; every run of a sweep repairs that (``repair_trim_only``, called by ``pool.run_job``), and
 nothing else; ``benchmarks/bench_sweep.py`` times the Dask sweep against the local pool.
 It changes speed only, never a result: the same weights to the last bit (``tests/test_allocator.py``).
 

@@ -9,7 +9,7 @@ An experiment is two small, frozen descriptions:
 
 Every default of a run is written once, in these two classes. The CLI, the notebooks, the poisoning-rate
 sweep, the attack variants, the trigger painter, the defences notebook and ``results --retrain`` all call
-the functions below; this is the only module that starts training (``train.fit``)::
+the functions below; this is the only module that starts training (``training.fit``)::
 
     attack = Attack(trigger="white", target=1, rate=0.1)
     result = run(attack, Budget(epochs=4))
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import torch
 
+from badnets_utils._io.checkpoint_files import CheckpointError, read_config
 from badnets_utils._io.files import check_output_dir, shown
-from badnets_utils.core.checkpoints import CheckpointError, checkpoint_name, read_config, run_tag, save_checkpoint
+from badnets_utils.core.checkpoints import checkpoint_name, run_tag, save_checkpoint
 from badnets_utils.core.config import RANDOM, Attack, Budget
 from badnets_utils.core.data import DATASETS, ImageData, canonical_name, load_splits, random_subset
 from badnets_utils.core.metrics import format_rate

@@ -1,13 +1,13 @@
 """A trigger you paint cell by cell: the painter's state and logic, usable from plain Python.
 
 ``TriggerCanvas`` holds an N×N uint8 trigger (C, N, N), where it goes and how strongly it is blended.
-It imports neither ipywidgets nor matplotlib: the widget in ``widgets.py`` is a thin view over it, and
+It imports neither ipywidgets nor matplotlib: the widget in ``painter.py`` is a thin view over it, and
 everything a student can click can also be done, and tested, from code::
 
     canvas = TriggerCanvas("MNIST", size=5)
     canvas.toggle(0, 0)                    # what a click on the top-left cell does
     canvas.apply_preset("checkerboard")
-    attack = canvas.attack(target=7)       # an experiment.Attack with this trigger, place and alpha
+    attack = canvas.attack(target=7)       # an Attack with this trigger, place and alpha
 
 The whole N×N patch is stamped on the image, as the CLI does: unpainted (black) cells are part of the
 trigger too. ``canvas.mask`` tells which cells are painted (not black).
@@ -358,7 +358,7 @@ class TriggerCanvas:
     # ------------------------------------------------------------------ the attack
 
     def attack(self, **changes) -> Attack:
-        """An ``experiment.Attack`` with this trigger, position and alpha (``changes``: other fields)."""
+        """An ``config.Attack`` with this trigger, position and alpha (``changes``: other fields)."""
         base = Attack(dataset=self.dataset, trigger=self.trigger, trigger_size=self.size, position=self._position,
                       alpha=self._alpha, name="painted trigger")  # fmt: skip
         return base.replace(**changes)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from badnets_utils._io.checkpoint_files import read_manifest
 from badnets_utils._io.files import PROJECT_MANIFEST, REPO_ROOT, atomic_write_text, sha256_file, shipped_files
 from badnets_utils._io.machine import select_device
-from badnets_utils.core.checkpoints import read_manifest
 from badnets_utils.core.data import default_runs_dir, resolve_data_root
 
 QUICK_ENV, RETRAIN_ENV = "BADNETS_QUICK", "BADNETS_RETRAIN"

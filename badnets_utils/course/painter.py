@@ -2,7 +2,7 @@
 
 The canvas holds the trigger and all the painting logic; this view draws it as an N×N grid of clickable cells
 with a live preview on sample images, save/load, and a "Train with this trigger" button that runs
-``experiment.run`` with the canvas's attack. Every control calls a canvas method, so what a student clicks can
+``pipeline.run`` with the canvas's attack. Every control calls a canvas method, so what a student clicks can
 be done from code too (``painter.canvas.toggle(0, 0)``). It uses only the ipywidgets API that versions 7
 (Colab) and 8 share; messages go to the status line, never to a bare ``print``::
 
@@ -117,7 +117,7 @@ class TriggerPainter:
     # ------------------------------------------------------------------ training
 
     def train(self, **changes) -> Result:
-        """Train a backdoored model with the painted trigger: ``experiment.run(canvas.attack(...), budget)``.
+        """Train a backdoored model with the painted trigger: ``pipeline.run(canvas.attack(...), budget)``.
 
         ``changes``: Attack fields (target, kind, rate, seed, ...) or Budget fields (epochs, train_limit, ...).
         """

@@ -92,7 +92,7 @@ def auto_workers(budget, n_runs: int) -> int:
 
 @contextlib.contextmanager
 def fixed_threads(n: int = RUN_THREADS) -> Iterator[None]:
-    """Train with ``n`` intra-op threads (the thread rule of ``train.ThreadGovernor`` off); restore afterwards."""
+    """Train with ``n`` intra-op threads (the thread rule of ``machine.ThreadGovernor`` off); restore afterwards."""
     saved_threads, saved_env = torch.get_num_threads(), {v: os.environ.get(v) for v in THREADS_ENV}
     os.environ.update({v: str(n) for v in THREADS_ENV})
     torch.set_num_threads(n)

@@ -1,7 +1,7 @@
 """Spectral signatures as published, on several setups: does the filter find the poisons, and does retraining on
 what it keeps remove the backdoor? (Notebook 07, section 2; ``results/spectral_signatures.json`` holds a full run.)
 
-Each setup trains a BadNet, scores every class of its poisoned training set (``defenses.spectral_signatures``, with
+Each setup trains a BadNet, scores every class of its poisoned training set (``defences.spectral_signatures``, with
 the defender's bound set to the true number of poisons: the defender's best case), removes each class's top-scoring
 samples, retrains from scratch on the rest with the same budget and measures again::
 
@@ -90,7 +90,7 @@ def study(
     setups: Sequence[tuple[Attack, Budget]] = SETUPS, data_root: str | os.PathLike | None = None, progress: bool = True
 ) -> list[dict]:
     """``filter_and_retrain`` on every setup, rows in ``setups``' order; the setups that share a budget train
-    together, one per worker (``parallel.run_all``)."""
+    together, one per worker (``pool.run_all``)."""
     by_budget: dict[Budget, list[int]] = {}
     for i, (_, budget) in enumerate(setups):
         by_budget.setdefault(budget, []).append(i)

@@ -1,4 +1,4 @@
-"""Sweeps: a list of attacks run with one budget through the engine of ``experiment.run_many``, each result kept in
+"""Sweeps: a list of attacks run with one budget through the engine of ``run_many``, each result kept in
 a CSV.
 
 A row of the CSV holds an attack's settings, the budget, and the run's results. A sweep that is run again (or

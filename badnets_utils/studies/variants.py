@@ -1,6 +1,6 @@
 """Attack variants for notebook 06: other triggers, blended triggers, all-to-all, trigger size and position.
 
-A variant is an ``experiment.Attack`` with a ``name``; a table of variants is ``experiment.run_many`` over
+A variant is an ``config.Attack`` with a ``name``; a table of variants is ``run_many`` over
 them. This module adds the full-image blend patterns and the figures that compare variants (matplotlib
 ``Figure`` objects, not managed by pyplot).
 """

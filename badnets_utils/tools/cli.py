@@ -1,7 +1,7 @@
 """Command line: ``python -m badnets_utils`` / ``badnets`` (train or evaluate) and its subcommands.
 
-The flags are those of the popular BadNets scripts; their defaults come from ``experiment.Attack`` and
-``experiment.Budget``, and a run goes through ``experiment.prepare`` / ``run`` like every other entry point.
+The flags are those of the popular BadNets scripts; their defaults come from ``config.Attack`` and
+``config.Budget``, and a run goes through ``pipeline.prepare`` / ``run`` like every other entry point.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from badnets_utils._io.allocator import tune_allocator
+from badnets_utils._io.checkpoint_files import CheckpointError
 from badnets_utils._io.files import PROJECT_MANIFEST, held, shown_here
 from badnets_utils._io.machine import select_device
-from badnets_utils.core.checkpoints import CheckpointError, load_checkpoint
+from badnets_utils.core.checkpoints import load_checkpoint
 from badnets_utils.core.config import ATTACKS, LOSSES, OPTIMIZERS, POISON_MODES, Attack, Budget
 from badnets_utils.core.data import DATASETS, DatasetNotFoundError, canonical_name, default_runs_dir, download_dataset
 from badnets_utils.core.metrics import ASR_UNDEFINED, classification_report, format_rate
@@ -43,7 +44,7 @@ SUBCOMMANDS = {
     "sweep": ("badnets_utils.tools.sweep_command", "main"),
     "pages": ("badnets_utils.tools.pages", "main"),
 }
-ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
+ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in core/config.py
 PATH_FLAGS = ("checkpoint", "manifest", "data_path", "trigger_path", "output_dir")  # '~' expanded (even after '=')
 
 

@@ -3,7 +3,7 @@
     python -m badnets_utils results            # re-evaluate every manifest entry, print the table, check it
     python -m badnets_utils results --retrain  # maintainers: retrain every release into runs/release/
 
-Each release is an (Attack, Budget) pair trained by ``experiment.run``, the same path as the CLI; the CLI
+Each release is an (Attack, Budget) pair trained by ``pipeline.run``, the same path as the CLI; the CLI
 command that trains the same model is recorded beside it. Retraining writes to a folder of its own, never over
 the shipped files: a maintainer reviews the new figures and copies the files in with git.
 """
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from badnets_utils._io.files import REPO_ROOT, atomic_write_text, check_output_dir
-from badnets_utils.core.checkpoints import MANIFEST_NAME, load_checkpoint, read_manifest, sha256_file, write_manifest
+from badnets_utils._io.checkpoint_files import read_manifest, write_manifest
+from badnets_utils._io.files import MANIFEST_NAME, REPO_ROOT, atomic_write_text, check_output_dir, sha256_file
+from badnets_utils.core.checkpoints import load_checkpoint
 from badnets_utils.core.config import Attack, Budget
 from badnets_utils.core.pipeline import final_metrics, load_data, output_paths, prepare, save_run
 from badnets_utils.studies.pool import run_many
@@ -39,7 +40,7 @@ TABLE_START, TABLE_END = "<!-- results-table -->", "<!-- /results-table -->"
 
 
 def cli_args(attack: Attack, budget: Budget) -> list[str]:
-    """The CLI flags that train the same model as ``experiment.run(attack, budget)``."""
+    """The CLI flags that train the same model as ``pipeline.run(attack, budget)``."""
     args = ["--dataset", attack.dataset]
     if attack.trigger != Attack().trigger:
         args += ["--trigger_path", str(attack.trigger)]
@@ -149,7 +150,7 @@ def retrain(
     out: Path, data_root=None, only: list[str] | None = None, workers: int | None = None, executor=None
 ) -> dict:
     """Train every release (or ``only`` these) into ``out`` (checkpoints/, logs/, MANIFEST.json); returns entries.
-    ``workers`` / ``executor``: where they train, as in ``experiment.run_many`` (releases of one budget together)."""
+    ``workers`` / ``executor``: where they train, as in ``run_many`` (releases of one budget together)."""
     unknown = sorted(set(only or ()) - set(RELEASES))
     if unknown:
         raise ValueError(f"unknown release(s) {unknown}; allowed: {', '.join(RELEASES)}")
