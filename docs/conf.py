@@ -13,6 +13,10 @@ website shows it: teacher cells left out (``editions.web_edition``), badges and 
 pointed at that repository (``repo.pointed_at``; the committed notebooks are never touched), the Colab badge image
 (a remote SVG) replaced by plain "Open in Colab" and "Download .ipynb" links, and the painter's live widget replaced
 by a note. The first figure of each notebook is saved to ``docs/_notebooks/figures/`` for the landing page.
+
+Notebooks come from pull requests, so what they carry is checked first and the pages are sanitised
+(``docs/_ext/sanitise.py``, loaded as an extension): a markdown or raw cell or an attachment that could run script
+fails the build in one line naming the notebook and the cell; outputs that could are left out or cleaned.
 """
 
 from __future__ import annotations
@@ -25,9 +29,14 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from sphinx.util import logging
+
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))
+
+from sanitise import Refused, attachment, attachment_link, check_notebook, page_copy  # noqa: E402
 
 from badnets_utils.tools.editions import web_edition  # noqa: E402
 from badnets_utils.tools.github import (  # noqa: E402
@@ -126,9 +135,10 @@ def notebook_page(nb, name: str):
     """
     stem = Path(name).stem
     for cell in nb.cells:
-        for key, data in cell.pop("attachments", {}).items():
-            _write_bytes(FIGURES / f"{stem}-{key}", base64.b64decode(data["image/png"]))
-            cell.source = cell.source.replace(f"(attachment:{key})", f"(figures/{stem}-{key})")
+        for key, bundle in cell.pop("attachments", {}).items():
+            file, data = attachment(stem, key, bundle)  # a PNG, JPEG, GIF or checked SVG (check_notebook)
+            _write_bytes(FIGURES / file, data)
+            cell.source = attachment_link(cell.source, key, f"figures/{file}")
     first = nb.cells[0]
     title, _, rest = first.source.partition("\n")
     first.source = f"{title}\n\n{page_links(name)}\n\n{_BADGE_IMAGE.sub('', rest).lstrip()}"
@@ -166,9 +176,15 @@ def write_pages(app=None) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
     sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
     wanted = set()
+    log = logging.getLogger(__name__)
     for path in sources:
-        nb = pointed_at(web_edition(read_notebook(path)), REPO, REF)
-        page = notebook_page(copy.deepcopy(nb), path.name)
+        committed = read_notebook(path)
+        try:
+            check_notebook(committed, path.name, myst_enable_extensions)
+        except Refused as err:
+            _fail(str(err))
+        nb = pointed_at(web_edition(committed), REPO, REF)
+        page = page_copy(notebook_page(copy.deepcopy(nb), path.name), path.name, log.info)
         _refuse_placeholder(path.name, nb, page)
         write_notebook(DOWNLOADS / path.name, nb)
         write_notebook(PAGES / path.name, page)
@@ -176,7 +192,8 @@ def write_pages(app=None) -> list[Path]:
         if png is not None:
             _write_bytes(FIGURES / f"{path.stem}.png", png)
         wanted |= {PAGES / path.name, DOWNLOADS / path.name, FIGURES / f"{path.stem}.png"}
-        wanted |= {FIGURES / f"{path.stem}-{key}" for c in nb.cells for key in c.get("attachments", {})}
+        for cell in nb.cells:
+            wanted |= {FIGURES / attachment(path.stem, k, b)[0] for k, b in cell.get("attachments", {}).items()}
     for folder in (PAGES, DOWNLOADS, FIGURES):
         for stale in folder.iterdir():
             if stale.is_file() and stale not in wanted:
@@ -192,6 +209,7 @@ def notebook_links(app, docname: str, source: list[str]) -> None:
 
 
 def setup(app):
+    app.setup_extension("sanitise")  # the backstop on the pages written from notebooks (docs/_ext/sanitise.py)
     app.connect("builder-inited", write_pages)
     app.connect("source-read", notebook_links)
     return {"parallel_read_safe": True}
