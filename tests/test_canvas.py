@@ -15,7 +15,10 @@ from badnets_utils.course.canvas import SAVE_DIR, TriggerCanvas, check_name
 
 
 def test_imports_no_ui_library():
-    code = "import sys, badnets_utils.course.canvas; print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))"
+    code = (
+        "import sys, badnets_utils.course.canvas; "
+        "print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -74,7 +74,8 @@ def test_teacher_edition_has_everything_visible(source: Path, tmp_path: Path):
 
 def test_folder_is_self_contained(source: Path, tmp_path: Path):
     out = C.build_editions(source, tmp_path / "class")
-    assert (out / "badnets_utils" / "__init__.py").is_file() and (out / "badnets_utils" / "classroom.py").is_file()
+    assert (out / "badnets_utils" / "__init__.py").is_file()
+    assert (out / "badnets_utils" / "tools" / "classroom.py").is_file()
     assert not list(out.rglob("__pycache__"))
     for name in ("triggers", "checkpoints", "logs"):
         assert sorted(p.name for p in (out / name).iterdir()) == sorted(p.name for p in (ROOT / name).iterdir())

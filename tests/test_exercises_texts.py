@@ -1,4 +1,4 @@
-"""The exercises' texts are data beside their module: badnets_utils/exercise_texts.json.
+"""The exercises' texts are data beside their module: badnets_utils/course/exercise_texts.json.
 
 Every exercise key the notebooks use has its entry there and no entry is unused; the file is read once on import
 and checked, so that a teacher's slip in an entry (or a missing one) is one line naming the key.
@@ -22,7 +22,7 @@ from badnets_utils.tools import grading
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb"))
-TEXTS = ROOT / "badnets_utils" / "exercise_texts.json"
+TEXTS = ROOT / "badnets_utils" / "course" / "exercise_texts.json"
 
 
 def entries() -> dict:
@@ -157,11 +157,11 @@ def test_importing_with_an_entry_missing_fails_in_one_line(tmp_path: Path):
     shutil.copytree(ROOT / "badnets_utils", package, ignore=shutil.ignore_patterns("__pycache__"))
     data = json.loads(TEXTS.read_text(encoding="utf-8"))
     del data["05-3"]
-    (package / TEXTS.name).write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    run = subprocess.run([sys.executable, "-c", "import badnets_utils.course.exercises"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    (package / "course" / TEXTS.name).write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-c", "import badnets_utils.course.exercises"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode != 0
     assert run.stderr.strip().splitlines()[-1] == (
-        f"badnets_utils.course.exercises.ExerciseTextsError: {TEXTS.name}: no entry '05-3': exercises.check_blended_pixel "
-        "shows its hints"
+        f"badnets_utils.course.exercises.ExerciseTextsError: {TEXTS.name}: no entry '05-3': "
+        "exercises.check_blended_pixel shows its hints"
     )

@@ -51,7 +51,7 @@ def synthetic_notebook() -> nbformat.NotebookNode:
     return toy_notebook(
         [
             new_markdown_cell("# 99 · Synthetic\n\nThe solutions are in the collapsed cells."),
-            new_code_cell("from badnets_utils import exercises\nn = 60_000", outputs=[], execution_count=1),
+            new_code_cell("from badnets_utils.course import exercises\nn = 60_000", outputs=[], execution_count=1),
             new_code_cell(
                 "rate = 0.005\nanswer = None   # your answer here\n"
                 "exercises.check_poison_count(answer, n=n, rate=rate);"
@@ -166,7 +166,8 @@ def test_course_folder_layout(nbgrader, source: Path, tmp_path: Path, capsys):
     assert "wrote 1 assignments (2 autograded exercises, 1 point each)" in out
     course = tmp_path / "course"
     folder = course / "source" / "99_synthetic"
-    assert (folder / "99_synthetic.ipynb").is_file() and (folder / "badnets_utils" / "exercises.py").is_file()
+    assert (folder / "99_synthetic.ipynb").is_file()
+    assert (folder / "badnets_utils" / "course" / "exercises.py").is_file()
     for name in C.SHIPPED:
         assert (folder / name).is_dir() == (ROOT / name).is_dir(), name
     assert not list(course.rglob("__pycache__"))

@@ -91,26 +91,56 @@ def _returns(fn: ast.FunctionDef) -> list[ast.expr | None]:
     return found
 
 
+def _module_name(path: Path) -> str:
+    """A module's dotted name inside the package: ``course.plots``; a subpackage's ``__init__`` is the subpackage."""
+    parts = path.relative_to(ROOT / PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_from(mod: str, node: ast.ImportFrom) -> str | None:
+    """The package module (``course`` for ``from badnets_utils.course import plots``, relative imports too) that
+    ``node`` imports from, "" for the package itself; None for a module outside the package."""
+    if node.level == 0:
+        if not node.module or node.module.split(".")[0] != PACKAGE:
+            return None
+        return node.module.removeprefix(PACKAGE).lstrip(".")
+    here = mod.split(".") if mod else []
+    is_package = (ROOT / PACKAGE / Path(*here) / "__init__.py").exists() if here else True
+    base = here if is_package else here[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *(node.module.split(".") if node.module else [])])
+
+
+def is_module(qualified: str) -> bool:
+    """Whether ``course.plots`` (a dotted name inside the package) is one of its modules or subpackages."""
+    path = ROOT / PACKAGE / Path(*qualified.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def figure_functions() -> tuple[set[str], set[str]]:
-    """The package's functions (``module.name``) and methods (``module.Class.name``) that return a Figure: annotated
-    ``-> Figure``, or unannotated and returning only the result of another such call (``painter.show()``)."""
-    modules = {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted((ROOT / PACKAGE).glob("*.py"))}
-    defs: dict[str, ast.FunctionDef] = {}
+    """The package's functions (``module.name``, the module dotted as in ``course.plots``) and methods
+    (``module.Class.name``) that return a Figure: annotated ``-> Figure``, or unannotated and returning only the
+    result of another such call (``painter.show()``)."""
+    paths = sorted((ROOT / PACKAGE).rglob("*.py"))
+    modules = {_module_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in paths if _module_name(p)}
+    defs: dict[str, tuple[str, ast.FunctionDef]] = {}  # qualified name -> (its module, its definition)
+    methods: set[str] = set()
     scope: dict[str, dict[str, str]] = {}  # per module: local name -> qualified name of a package function
     for mod, tree in modules.items():
         names = scope.setdefault(mod, {})
         for node in tree.body:
             if isinstance(node, ast.FunctionDef):
-                defs[f"{mod}.{node.name}"] = node
+                defs[f"{mod}.{node.name}"] = mod, node
                 names[node.name] = f"{mod}.{node.name}"
             elif isinstance(node, ast.ClassDef):
                 for item in node.body:
                     if isinstance(item, ast.FunctionDef):
-                        defs[f"{mod}.{node.name}.{item.name}"] = item
-            elif isinstance(node, ast.ImportFrom) and node.level == 1:
+                        defs[f"{mod}.{node.name}.{item.name}"] = mod, item
+                        methods.add(f"{mod}.{node.name}.{item.name}")
+            elif isinstance(node, ast.ImportFrom) and (base := _imported_from(mod, node)) is not None:
                 for alias in node.names:
-                    target = f"{node.module}.{alias.name}" if node.module else alias.name
-                    names[alias.asname or alias.name] = target  # a function or, with `from . import plots`, a module
+                    target = f"{base}.{alias.name}" if base else alias.name
+                    names[alias.asname or alias.name] = target  # a function or, with `from … import plots`, a module
 
     def target(mod: str, call: ast.expr | None) -> str | None:
         if not isinstance(call, ast.Call):
@@ -122,35 +152,34 @@ def figure_functions() -> tuple[set[str], set[str]]:
             return f"{scope[mod][f.value.id]}.{f.attr}"
         return None
 
-    figures = {q for q, fn in defs.items() if _is_figure_annotation(fn.returns)}
+    figures = {q for q, (_, fn) in defs.items() if _is_figure_annotation(fn.returns)}
     while True:  # unannotated functions that return what a figure function returns
         more = {
-            q for q, fn in defs.items()
+            q for q, (mod, fn) in defs.items()
             if q not in figures and fn.returns is None and (values := _returns(fn))
-            and all(target(q.split(".")[0], v) in figures for v in values)
+            and all(target(mod, v) in figures for v in values)
         }  # fmt: skip
         if not more:
             break
         figures |= more
-    functions = {q for q in figures if q.count(".") == 1}
-    return functions, figures - functions
+    return figures - methods, figures & methods
 
 
 FUNCTIONS, METHODS = figure_functions()
 INIT_EXPORTS = {  # `from badnets_utils import X` for a function that __init__.py re-exports
-    alias.asname or alias.name: f"{node.module}.{alias.name}"
+    alias.asname or alias.name: f"{base}.{alias.name}"
     for node in ast.parse((ROOT / PACKAGE / "__init__.py").read_text(encoding="utf-8")).body
-    if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+    if isinstance(node, ast.ImportFrom) and (base := _imported_from("", node))
     for alias in node.names
 }
 
 
 def test_the_figure_functions_are_found():
     """The rules below are only as good as this list: it must hold the package's plotting functions."""
-    assert {"plots.asr_vs_rate", "plots.image_grid", "paper.pair_heatmaps", "defense_plots.pruning_plot",
-            "variants.variant_bars"} <= FUNCTIONS  # fmt: skip
-    assert {"widgets.TriggerPainter.show", "widgets.TriggerPainter.results_figure"} <= METHODS
-    assert "plots.figure_png" not in FUNCTIONS and "plots.to_display" not in FUNCTIONS
+    assert {"course.plots.asr_vs_rate", "course.plots.image_grid", "course.paper_plots.pair_heatmaps",
+            "course.defence_plots.pruning_plot", "course.variant_plots.variant_bars"} <= FUNCTIONS  # fmt: skip
+    assert {"course.painter.TriggerPainter.show", "course.painter.TriggerPainter.results_figure"} <= METHODS
+    assert "course.plots.figure_png" not in FUNCTIONS and "course.plots.to_display" not in FUNCTIONS
 
 
 # ---------------------------------------------------------------- the notebooks' code
@@ -190,8 +219,8 @@ class Names:
                         self.functions[local] = qualified
                     elif any(m.startswith(qualified + ".") for m in METHODS):
                         self.classes[local] = qualified
-                    elif not mod and (ROOT / PACKAGE / f"{alias.name}.py").exists():
-                        self.modules[local] = alias.name  # `from badnets_utils import plots`
+                    elif is_module(qualified):
+                        self.modules[local] = qualified  # `from badnets_utils.course import plots`
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 cls = self.dotted(node.value.func)
                 cls = self.classes.get(cls, cls)
@@ -421,7 +450,7 @@ def _md(text: str) -> dict:
     return {"cell_type": "markdown", "source": text}
 
 
-IMPORTS = _code("from badnets_utils import plots")
+IMPORTS = _code("from badnets_utils.course import plots")
 
 
 @pytest.mark.parametrize(

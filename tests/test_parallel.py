@@ -12,7 +12,7 @@ import torch
 
 from badnets_utils.core.config import Attack, Budget
 from badnets_utils.core.pipeline import load_data, run
-from badnets_utils.studies.pool import RunsFailedError, auto_workers, run_all, run_many
+from badnets_utils.studies.pool import Runs, RunsFailedError, auto_workers, run_all, run_many
 from badnets_utils.studies.sweep import read_results, result_row, run_sweep
 from badnets_utils.tools import cli
 
@@ -88,9 +88,8 @@ def test_a_dead_worker_is_reported_by_name_and_the_others_go_on(mnist_root):
     attacks = [Attack(target=2), Attack(target=4, name="doomed"), Attack(target=5), Attack(target=6)]
     rows = []
     with pytest.raises(RunsFailedError, match="'doomed, rate 0.1, seed 0': its worker process died") as failed:
-        run_all(
-            run, load_data, attacks, small, data_root=mnist_root, on_result=rows.append, workers=2, finish=die_on_doomed
-        )
+        run_all(Runs(attacks, small, data_root=mnist_root, finish=die_on_doomed, run=run, load=load_data),
+                workers=2, on_result=rows.append)  # fmt: skip
     assert list(failed.value.failures) == ["doomed, rate 0.1, seed 0"]
     assert sorted(r["trigger_label"] for r in rows) == [2, 5, 6]
 
@@ -100,7 +99,7 @@ def test_failed_runs_are_reported_one_by_one():
     attacks = [Attack(name="doomed", rate=0.1), Attack(name="doomed", rate=0.2), Attack(name="doomed", seed=1),
                Attack(name="doomed", rate=0.1)]  # fmt: skip
     with pytest.raises(RunsFailedError) as failed:
-        run_all(_fail, load_data, attacks, BUDGET, data=({}, {}), workers=1, progress=False)
+        run_all(Runs(attacks, BUDGET, data=({}, {}), run=_fail, load=load_data), workers=1, progress=False)
     assert list(failed.value.failures) == ["doomed, rate 0.1, seed 0", "doomed, rate 0.2, seed 0",
                                            "doomed, rate 0.1, seed 1", "doomed, rate 0.1, seed 0 (run 4)"]  # fmt: skip
 
@@ -176,6 +175,6 @@ def test_what_a_run_does_after_training_has_the_runs_threads(mnist_root):
     from badnets_utils.studies.pool import RUN_THREADS
 
     small = BUDGET.replace(train_limit=300, test_limit=100)
-    seen = run_all(run, load_data, ATTACKS[:1], small, data_root=mnist_root, workers=1, finish=_threads_seen,
-                   progress=False)  # fmt: skip
+    runs = Runs(ATTACKS[:1], small, data_root=mnist_root, finish=_threads_seen, run=run, load=load_data)
+    seen = run_all(runs, workers=1, progress=False)
     assert seen == [RUN_THREADS]

@@ -9,12 +9,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from badnets_utils.core.data import ImageData
+from badnets_utils.core.config import Attack
+from badnets_utils.core.data import DATASETS, ImageData
 from badnets_utils.core.poison import attack_test_set, choose_poison_indices, poison_count, poison_train_set
 from badnets_utils.core.triggers import make_trigger
 
 FAST = settings(max_examples=60, deadline=None, database=None)  # no .hypothesis folder in the tree
 TRIGGER = make_trigger("white", 3)
+# An Attack's target is a class of its dataset (MNIST's 10 by default): the toy sets below have 2 to 12 classes
+# (all-to-all counts the data's), and a target is drawn from the classes both have.
+CLASSES = len(DATASETS[Attack().dataset]["classes"])
 
 sizes = st.integers(min_value=0, max_value=100_000)
 decimal_rates = st.decimals(min_value=0, max_value=1, places=4).map(float)  # rates as people type them
@@ -70,9 +74,9 @@ def test_absolute_counts(n, count, seed):
 )
 def test_poisoned_train_set_sizes_and_labels(n, k, rate, attack, mode, data):
     clean = images(n, k)
-    target = data.draw(st.integers(0, k - 1))
-    poisoned = poison_train_set(clean, TRIGGER, rate, target_label=target, attack=attack, mode=mode)
-    chosen = choose_poison_indices(n, rate)
+    target = data.draw(st.integers(0, min(k, CLASSES) - 1))  # a class of the data and of the attack's dataset
+    poisoned = poison_train_set(clean, TRIGGER, Attack(rate=rate, target=target, kind=attack, mode=mode, seed=0))
+    chosen = choose_poison_indices(n, rate, seed=0)
     m = len(chosen)
     assert len(poisoned) == (n + m if mode == "add" else n) and len(poisoned.poison_indices) == m
     sources = chosen if mode == "replace" else poisoned.source_indices[poisoned.poison_indices]
@@ -90,8 +94,8 @@ def test_poisoned_train_set_sizes_and_labels(n, k, rate, attack, mode, data):
 )
 def test_attack_test_set_excludes_the_target_class_in_all_to_one(n, k, attack, data):
     clean = images(n, k, seed=1)
-    target = data.draw(st.integers(0, k - 1))
-    triggered = attack_test_set(clean, TRIGGER, target_label=target, attack=attack)
+    target = data.draw(st.integers(0, min(k, CLASSES) - 1))  # a class of the data and of the attack's dataset
+    triggered = attack_test_set(clean, TRIGGER, Attack(target=target, kind=attack))
     if attack == "all-to-one":
         assert len(triggered) == int((clean.labels != target).sum())
         assert (clean.labels[triggered.source_indices] != target).all() and (triggered.labels == target).all()

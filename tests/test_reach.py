@@ -3,7 +3,8 @@
 import torch
 
 from badnets_utils.core.models import BadNet
-from badnets_utils.studies.variants import reach, reach_figure
+from badnets_utils.course.variant_plots import reach_figure
+from badnets_utils.studies.variants import reach
 
 
 def test_reach_counts_the_windows_that_see_a_pixel():

@@ -8,6 +8,7 @@ import math
 import torch
 
 from badnets_utils import defences as D
+from badnets_utils.core.config import Attack
 from badnets_utils.core.data import ImageData
 from badnets_utils.core.poison import poison_train_set
 from badnets_utils.core.triggers import make_trigger
@@ -26,7 +27,7 @@ def test_original_labels_in_both_modes_and_on_a_subset():
     clean = _digits(50).subset(torch.arange(10, 50))  # a subset: its source indices are not its positions
     trigger = make_trigger("white", 3)
     for mode in ("add", "replace"):
-        poisoned = poison_train_set(clean, trigger, rate=0.2, target_label=7, seed=0, mode=mode)
+        poisoned = poison_train_set(clean, trigger, Attack(rate=0.2, target=7, seed=0, mode=mode))
         before = original_labels(poisoned, clean)
         assert len(before) == len(poisoned)
         copied = poisoned.source_indices if mode == "add" else clean.source_indices

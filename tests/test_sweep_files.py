@@ -114,10 +114,9 @@ def test_a_numpy_rate_poisons_the_count_its_decimal_says_and_minus_zero_is_zero(
     import numpy as np
 
     from badnets_utils import Attack, Budget, poison_count
-    from badnets_utils.core.config import check_attack_settings
     from badnets_utils.studies.sweep import run_key
 
-    assert poison_count(100, check_attack_settings(Attack(rate=np.float32(0.29))).rate) == 29
+    assert poison_count(100, Attack(rate=np.float32(0.29)).rate) == 29  # the attack reads it as made
     assert run_key(Attack(rate=-0.0), Budget()) == run_key(Attack(rate=0), Budget())
 
 
@@ -138,13 +137,14 @@ def test_workers_and_executors_of_other_types():
 
     from badnets_utils import Attack, Budget
     from badnets_utils.core.pipeline import load_data, run
-    from badnets_utils.studies.pool import run_all
+    from badnets_utils.studies.pool import Runs, run_all
 
     with pytest.raises(ValueError, match="executor 'x' is not allowed"):
-        run_all(run, load_data, [Attack()], Budget(), executor="x")
+        run_all(Runs([Attack()], Budget(), run=run, load=load_data), executor="x")
     with pytest.raises(ValueError, match="allowed: a whole number"):
-        run_all(run, load_data, [Attack()], Budget(), workers=np.int64(0))
-    assert run_all(run, load_data, [], Budget(), workers=np.int64(2)) == []  # a NumPy integer is a whole number
+        run_all(Runs([Attack()], Budget(), run=run, load=load_data), workers=np.int64(0))
+    none = Runs([], Budget(), run=run, load=load_data)
+    assert run_all(none, workers=np.int64(2)) == []  # a NumPy integer is a whole number
 
 
 def test_executors_that_run_two_runs_in_one_process_are_refused():
@@ -152,14 +152,15 @@ def test_executors_that_run_two_runs_in_one_process_are_refused():
 
     from badnets_utils import Attack, Budget
     from badnets_utils.core.pipeline import load_data, run
-    from badnets_utils.studies.pool import run_all
+    from badnets_utils.studies.pool import Runs, run_all
 
+    runs = Runs([Attack()], Budget(), run=run, load=load_data)
     with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="ThreadPoolExecutor"):
-        run_all(run, load_data, [Attack()], Budget(), executor=pool)
+        run_all(runs, executor=pool)
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as c:
         with distributed.Client(c) as client, pytest.raises(ValueError, match="has 2 threads"):
-            run_all(run, load_data, [Attack()], Budget(), executor=client.get_executor())
+            run_all(runs, executor=client.get_executor())
 
 
 def test_one_writer_per_csv_and_per_output_folder(tmp_path, capsys):

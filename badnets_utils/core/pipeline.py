@@ -86,7 +86,7 @@ class Result:
 
 def build_trigger(attack: Attack) -> torch.Tensor:
     """The attack's trigger as uint8 (C, h, w) for its dataset."""
-    channels = DATASETS[canonical_name(attack.dataset)]["shape"][0]
+    channels = DATASETS[attack.dataset]["shape"][0]
     t = attack.trigger
     if isinstance(t, torch.Tensor):
         if t.dim() == 2:

@@ -1,4 +1,7 @@
-"""Hardening, third round (issue 20): one test (or a few) per class of failure; each fails on the code before it."""
+"""Bad input refused in one line before it does harm (issue 20): output paths that cannot be written, input paths
+that are not regular files, repairs that would touch others' files, checkpoints and data checked before they are
+believed, set-repo and classroom input, the project's manifest, and settings given through the API. One test (or a
+few) per class of failure; each failed on the code before it."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import badnets_utils._io.files as files
 from badnets_utils._io.checkpoint_files import CheckpointError, write_manifest
 from badnets_utils._io.files import atomic_write_text, remove_stale_temps, temp_prefix
 from badnets_utils.core.checkpoints import load_checkpoint, save_checkpoint
-from badnets_utils.core.config import Attack, Budget, check_attack_settings, check_budget
+from badnets_utils.core.config import Attack, Budget
 from badnets_utils.core.data import DATASETS, load_dataset
 from badnets_utils.core.models import build_model
 from badnets_utils.core.pipeline import SaveError, check_output, prepare, repair_logs, save_run
@@ -72,13 +75,13 @@ def test_read_only_subfolder_is_refused_before_training(tmp_path, monkeypatch):
 
 
 def test_a_write_failing_at_the_end_keeps_the_model_and_no_half_pair(tmp_path, monkeypatch):
-    import badnets_utils.core.pipeline as experiment
+    import badnets_utils.core.pipeline as pipeline
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(experiment, "save_history", disk_full)
-    monkeypatch.setattr(experiment.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr(pipeline, "save_history", disk_full)
+    monkeypatch.setattr(pipeline.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     with pytest.raises(
         SaveError, match=r"cannot write .*MNIST_trigger1.csv \(No space left on device\).*kept in "
@@ -334,22 +337,22 @@ def test_canvas_load_of_a_decompression_bomb_is_one_line(tmp_path):
                                      torch.zeros(1, 3, 3), torch.zeros(2, 3, 3, dtype=torch.uint8)])  # fmt: skip
 def test_a_tensor_trigger_is_checked_like_a_file(trigger):
     with pytest.raises(ValueError, match="trigger tensor .* does not fit"):
-        check_attack_settings(Attack(trigger=trigger))
+        Attack(trigger=trigger)  # checked when the attack is made
 
 
 # ----------------------------------------------------------------------------- also
 
 
 def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
-    attack = check_attack_settings(Attack(seed=np.int64(3), target=np.int32(2), rate=np.float32(0.25)))
+    attack = Attack(seed=np.int64(3), target=np.int32(2), rate=np.float32(0.25))  # normalised when made
     assert type(attack.seed) is int and type(attack.target) is int and type(attack.rate) is float
-    budget = check_budget(Budget(lr=np.float32(0.01), epochs=np.int64(2)))
+    budget = Budget(lr=np.float32(0.01), epochs=np.int64(2))
     assert type(budget.lr) is float and type(budget.epochs) is int
 
 
 def test_a_fractional_trigger_position_is_refused():
     with pytest.raises(ValueError, match=r"trigger position \(1.5, 2\)"):
-        check_attack_settings(Attack(position=(1.5, 2)))
+        Attack(position=(1.5, 2))
 
 
 def test_a_missing_manifest_is_not_silently_ignored(tmp_path):
