@@ -245,9 +245,9 @@ def test_no_module_shadows_the_standard_library():
 
 
 VIOLATIONS = {
-    "core/poison.py": ("\nfrom badnets_utils.course import plots  # noqa\n", upward_imports, "core.poison imports course"),
+    "core/poison.py": ("\nfrom badnets_utils.course import plots\n", upward_imports, "core.poison imports course"),
     "studies/variants.py": ("\ndef f(m, d):\n    return fit(m, d)\n", fit_callers, "studies.variants"),
-    "core/training.py": ("\ndef g(x, epochs=3):\n    return x\n", run_defaults_below_config, "core.training.g(epochs=3)"),
+    "core/training.py": ("\ndef g(x, epochs=3):\n    pass\n", run_defaults_below_config, "core.training.g(epochs=3)"),
     "core/metrics.py": ("\ndef poison():\n    pass\n", name_clashes, "core.metrics.poison"),
     "core/models.py": ("\ndef h(a, b, c, d, e, f, g, i, j):\n    pass\n", too_long, "core.models.h: 2 lines, 9"),
 }  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import stat
@@ -169,3 +170,56 @@ def test_an_edition_folder_keeps_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "course").stat().st_mode) == 0o755
+
+
+# ----------------------------------------------------------------------------- tags and destinations that leak
+
+FLAVOURS = [[], *([["--nbgrader"]] if importlib.util.find_spec("nbgrader") else [])]  # the editions, the course
+
+
+@pytest.mark.parametrize(
+    "tag", ["Solution", "solution ", "SOLUTION", "solutions", "soluton", "Teacher", "teacher-notes"]
+)
+def test_a_mistyped_hiding_tag_is_refused(tag: str, tmp_path: Path, capsys):
+    """A cell tagged almost ``solution`` or ``teacher`` would reach students: one line naming the notebook and the
+    cell, nothing written (plain editions and the nbgrader course alike)."""
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    nb = synthetic_notebook()
+    nb.cells[2].metadata["tags"] = [tag]
+    nbformat.write(nb, src / "01_first.ipynb")
+    for extra in FLAVOURS:
+        err = refused([str(tmp_path / "class"), "--notebooks", str(src), *extra], capsys)
+        assert f"01_first.ipynb, cell 3 (id {nb.cells[2].id}): tag {tag!r}" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebooks"]
+
+
+def test_a_case_or_space_variant_still_hides_the_cell():
+    """Where nothing refuses it (the website's teacher cells), ``Solution `` hides as ``solution`` does."""
+    for tag in ("Solution ", " TEACHER"):
+        cell = new_markdown_cell("secret", metadata={"tags": [tag]})
+        assert C.is_hidden(cell)
+    assert C.student_edition(toy_notebook([new_markdown_cell("x", metadata={"tags": ["Solution "]})])).cells == []
+
+
+def test_an_untagged_solution_block_is_refused(tmp_path: Path, capsys):
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    nb = synthetic_notebook()
+    nb.cells.append(new_markdown_cell("<details><summary>Solution</summary>\n\n`answer = 42`\n\n</details>"))
+    nbformat.write(nb, src / "01_first.ipynb")
+    err = refused([str(tmp_path / "class"), "--notebooks", str(src)], capsys)
+    assert "01_first.ipynb, cell 6" in err and "looks like a solution" in err, err
+    assert not (tmp_path / "class").exists()
+
+
+def test_refuses_a_folder_inside_the_repository(source: Path, capsys):
+    """The teacher edition inside the work tree: pytest would collect it and git would offer to track it."""
+    for folder in (ROOT / f"classroom-{os.getpid()}", ROOT / "tests" / f"classroom-{os.getpid()}"):
+        try:
+            for extra in FLAVOURS:
+                err = refused([str(folder), "--notebooks", str(source), *extra], capsys)
+                assert "inside the repository" in err, err
+            assert not folder.exists()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # what the old code wrote there

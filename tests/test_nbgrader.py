@@ -9,6 +9,7 @@ tests that need it are skipped with the reason, except in CI (``CI=true``), wher
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from toy_notebooks import toy_notebook
 from badnets_utils.course import exercises
 from badnets_utils.tools import classroom as C
 from badnets_utils.tools import grading as G
+from badnets_utils.tools import sandbox_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 CHEAP = ("01_download_and_explore_data", "02_visualize_triggered_images")  # about 20 s each in quick mode
@@ -83,8 +85,14 @@ def test_exercise_becomes_solution_and_test_cells():
     assert given.source == "rate = 0.005" and grading(given)["locked"]
     assert answer.source == f"answer = None   # your answer here\n{G.BEGIN}\nanswer = int(n * rate)   # 300\n{G.END}"
     assert choice.source == f'answer = None   # "a", "b" or "c"\n{G.BEGIN}\nanswer = "{right_letter("02-4")}"\n{G.END}'
-    assert check.source.endswith("\nassert exercises.check_poison_count(answer, n=n, rate=rate)")
-    assert choice_check.source.endswith('\nassert exercises.check_choice(answer, "02-4")')
+    # what students see, then the hidden half: the same check, from the course's own copy of the checks
+    visible = [c.source.split(f"\n{G.HIDDEN_BEGIN}\n")[0] for c in (check, choice_check)]
+    assert visible[0].endswith("\nassert exercises.check_poison_count(answer, n=n, rate=rate)")
+    assert visible[1].endswith('\nassert exercises.check_choice(answer, "02-4")')
+    assert check.source.endswith(
+        '\nassert _badnets_check("check_poison_count")(answer, n=n, rate=rate) is True, '
+        f'"the course\'s own copy of the check does not accept this answer"\n{G.HIDDEN_END}'
+    )
     for cell in (answer, choice):
         meta = grading(cell)
         assert meta == {"grade": False, "solution": True, "locked": False, "grade_id": meta["grade_id"],
@@ -176,6 +184,11 @@ def test_course_folder_layout(nbgrader, source: Path, tmp_path: Path, capsys):
                     f"c.Execute.timeout = {G.CELL_TIMEOUT_S}", "c.ClearSolutions.code_stub"):  # fmt: skip
         assert setting in config, setting
     compile(config, "nbgrader_config.py", "exec")
+    assert f"c.Execute.kernel_name = {G.SANDBOX_KERNEL!r}" in config  # submissions run in the sandbox kernel
+    spec = json.loads((course / "kernels" / G.SANDBOX_KERNEL / "kernel.json").read_text())
+    assert spec["argv"][1:] == ["-I", "{resource_dir}/launch.py", "{connection_file}"]
+    launcher = course / "kernels" / G.SANDBOX_KERNEL / "launch.py"
+    assert launcher.read_text() == Path(sandbox_kernel.__file__).read_text()
     assert C.is_course(course) and not (course / "student").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["course", "src"]  # no temporary folders left
 
@@ -291,8 +304,10 @@ def test_teacher_round_scores_right_and_wrong_submissions(nbgrader, tmp_path: Pa
                 assert (submission.score, submission.max_score) == (expected * count, G.POINTS * count)
                 feedback = course / "feedback" / student / name / f"{name}.html"
                 assert ("✅ right" in feedback.read_text(encoding="utf-8")) == (expected > 0), feedback
-    # the kernel used the assignment's own copy of the package, and ran in quick mode
+    # the kernel used the assignment's own copy of the package, in the sandbox's copy of the submission outside the
+    # course (badnets-sandbox), and ran in quick mode (the BADNETS_* settings reach it)
     autograded = nbformat.read(course / "autograded" / "right" / CHEAP[0] / f"{CHEAP[0]}.ipynb", as_version=4)
-    used = Path(autograded.cells[-1].outputs[0].text.strip()).resolve()
-    assert used == (course / "autograded" / "right" / CHEAP[0] / "badnets_utils" / "__init__.py").resolve()
+    used = Path(autograded.cells[-1].outputs[0].text.strip())
+    assert used.parts[-2:] == ("badnets_utils", "__init__.py") and used.parts[-3].startswith("badnets-sandbox-")
+    assert course.resolve() not in used.parents and ROOT not in used.parents
     assert "mode: QUICK" in str(autograded)

@@ -11,8 +11,10 @@ cell tags: ``solution`` (an exercise's solution code) and ``teacher`` (notes and
 
 With ``--nbgrader`` (needs ``pip install -e ".[grading]"``), ``DIR`` becomes an nbgrader course instead:
 ``DIR/source/<notebook stem>/`` (one assignment per notebook, its exercises autograded, the package and data
-folders beside it) and ``DIR/nbgrader_config.py`` (grading.py; docs/teaching.md, "Grading with nbgrader").
-Rebuilding an earlier course replaces only ``DIR/source/``: the gradebook, releases and submissions stay.
+folders beside it), ``DIR/nbgrader_config.py`` and ``DIR/kernels/badnets-sandbox/``, the kernel submissions are
+graded in (grading.py; docs/teaching.md, "Grading with nbgrader"). Rebuilding an earlier course replaces only
+``DIR/source/`` and ``DIR/kernels/``: the gradebook, releases and submissions stay. ``DIR`` may not lie inside the
+repository, and a tag that is almost ``solution`` or ``teacher`` is refused (editions.check_tags).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import nbformat
 from badnets_utils._io.files import REPO_ROOT, current_umask
 from badnets_utils.tools import grading
 from badnets_utils.tools.argparsing import Parser, RawDefaultsFormatter, run_command
-from badnets_utils.tools.editions import clean_cell, is_hidden
+from badnets_utils.tools.editions import EditionError, check_tags, clean_cell, is_hidden
 from badnets_utils.tools.github import read_notebook, write_notebook
 from badnets_utils.tools.grading import Exercise, GradingError
 
@@ -84,6 +86,10 @@ def check_destination(out_dir: Path, src_notebooks_dir: Path, source_root: Path)
     out, root = out_dir.resolve(), source_root.resolve()
     if out == root or out in root.parents:
         raise ClassroomError(f"{out_dir} is the repository root or holds it; choose a new folder")
+    for repository in dict.fromkeys((root, REPO_ROOT.resolve())):
+        if _inside(out, repository):  # the teacher edition would be collected by pytest and tracked by git
+            raise ClassroomError(f"{out_dir} is inside the repository {repository}, where git and pytest would pick "
+                                 "up the solutions; choose a folder outside it")  # fmt: skip
     for folder in (src_notebooks_dir.resolve(), root / "notebooks", *(root / name for name in SHIPPED)):
         if _inside(out, folder):
             raise ClassroomError(f"{out_dir} is inside {folder.name}/, which the editions are made from")
@@ -102,6 +108,7 @@ def _write_tree(build: Path, notebooks: list[Path], source_root: Path) -> None:
     """Fill the empty folder ``build`` with both editions, the shipped folders and the marker."""
     for path in notebooks:
         nb = read_notebook(path)
+        check_tags(nb, path.name)
         write_notebook(build / "student" / path.name, student_edition(nb))
         write_notebook(build / "teacher" / path.name, teacher_edition(nb))
     copy_shipped(source_root, build)
@@ -189,9 +196,14 @@ def write_sources(source: Path, notebooks: list[Path], source_root: Path) -> dic
     package and the data folders; return each assignment's exercises."""
     written = {}
     for path in notebooks:
-        nb, found = grading.nbgrader_notebook(read_notebook(path))
+        original = read_notebook(path)
+        check_tags(original, path.name)
+        copy_shipped(source_root, source / path.stem)  # first: the hidden tests hash this copy of the checks
+        try:
+            nb, found = grading.nbgrader_notebook(original, source / path.stem / "badnets_utils")
+        except GradingError as err:
+            raise GradingError(f"{path.name}: {err}") from None
         write_notebook(source / path.stem / path.name, nb)
-        copy_shipped(source_root, source / path.stem)
         written[path.stem] = found
     return written
 
@@ -200,6 +212,7 @@ def _write_course(build: Path, notebooks: list[Path], source_root: Path) -> dict
     """Fill the empty folder ``build`` with a whole course: source/, the config, a README and the marker."""
     written = write_sources(build / "source", notebooks, source_root)
     (build / "nbgrader_config.py").write_text(grading.nbgrader_config(), encoding="utf-8")
+    grading.write_sandbox_kernel(build)
     (build / "README.md").write_text(grading.README, encoding="utf-8")
     (build / MARKER).write_text(f"{COURSE} written by `python -m badnets_utils classroom --nbgrader`; rebuilding "
                                 "replaces source/ only\n", encoding="utf-8")  # fmt: skip
@@ -221,6 +234,7 @@ def build_course(
         build_beside(out / "source", lambda build: written.update(write_sources(build, notebooks, source_root)))
         if not (out / "nbgrader_config.py").is_file():
             (out / "nbgrader_config.py").write_text(grading.nbgrader_config(), encoding="utf-8")
+        grading.write_sandbox_kernel(out)  # this package's launcher, for a config that selects it
     else:
         build_beside(out, lambda build: written.update(_write_course(build, notebooks, source_root)))
     return out, written
@@ -247,7 +261,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``badnets classroom DIR``; errors: one line on stderr, exit 2."""
-    return run_command(build_parser(), argv, _run, (ClassroomError, GradingError, OSError))
+    return run_command(build_parser(), argv, _run, (ClassroomError, GradingError, EditionError, OSError))
 
 
 if __name__ == "__main__":
