@@ -133,7 +133,7 @@ def choice_solution(key: str) -> str:
 
 
 def solution_code(markdown: str) -> str | None:
-    """The code of a ``solution`` cell: its ```python blocks, else an inline `answer = …`; None without either."""
+    """The code of a ``solution`` cell: its fenced Python blocks, else an inline ``answer = …``; None without either."""
     blocks = re.findall(r"```python\n(.*?)```", markdown, re.S)
     if blocks:
         return "\n".join(block.strip("\n") for block in blocks)
