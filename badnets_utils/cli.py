@@ -45,6 +45,7 @@ SUBCOMMANDS = {
     "set-repo": ("badnets_utils.repo", "main"),
     "sweep": ("badnets_utils.sweep", "main"),
     "pages": ("badnets_utils.pages", "main"),
+    "export-onnx": ("badnets_utils.tools.onnx_export", "main"),
 }
 ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in experiment.py
 PATH_FLAGS = ("checkpoint", "manifest", "data_path", "trigger_path", "output_dir")  # '~' expanded (even after '=')
