@@ -248,9 +248,19 @@
         "(the all-to-all model: the share it labels with the next digit)." }),
       ui.measure, ui.measureOut);
 
+    // the page's "What to try" list, moved beside the controls (without JavaScript it stays where it is written)
+    const tips = document.querySelector(".pg-try");
+    let trySection = null;
+    if (tips) {
+      const written = tips.closest("section");
+      trySection = el("section", { class: "pg-card pg-try-card", "aria-labelledby": "pg-try-title" },
+        el("h3", { id: "pg-try-title", text: "What to try" }), tips);
+      if (written && !written.querySelector(":scope > :not(h2)")) written.hidden = true;
+    }
+
     ui.weight = el("p", { class: "pg-hint pg-weight" });
     root.append(ui.status, el("div", { class: "pg-layout" }, digitSection, modelsSection, triggerSection,
-      measureSection), ui.weight);
+      measureSection, trySection), ui.weight);
 
     // pointer and keyboard on the image
     ui.image.addEventListener("pointerdown", imagePointer);
@@ -824,7 +834,11 @@
     pageWeight();
   }
 
-  api.ready = start().catch((err) => report(err));
+  // after the whole page is parsed: the "What to try" list below the playground moves into it
+  const parsed = document.readyState === "loading" ?
+    new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve, { once: true })) :
+    Promise.resolve();
+  api.ready = parsed.then(start).catch((err) => report(err));
   api.pixels = () => Array.from(composed());
   api.state = () => ({ row: state.row, col: state.col, alpha: state.alpha, on: state.on, preset: state.preset,
     trigger: { h: state.trigger.h, w: state.trigger.w, pixels: Array.from(state.trigger.pixels) },
