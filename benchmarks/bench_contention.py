@@ -39,9 +39,8 @@ def worker(data_path: str, train_size: int, epochs: int, rule: str) -> dict:
 
     import torch
 
-    from badnets_utils.core.pipeline import prepare, train
-
     from badnets_utils.core.config import Attack, Budget
+    from badnets_utils.core.pipeline import prepare, train
 
     train_module = importlib.import_module("badnets_utils.core.training")  # the package's `train` is something else
     used = [torch.get_num_threads()]
@@ -137,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip_default_concurrent", action="store_true", help="skip the slow copies-at-once default run")
     p.add_argument("--worker", choices=RULES, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    from badnets_utils.core.data import load_dataset, resolve_data_root
     from badnets_utils._io.machine import physical_cores
+    from badnets_utils.core.data import load_dataset, resolve_data_root
 
     args.data_path = resolve_data_root(args.data_path)
     if args.worker:

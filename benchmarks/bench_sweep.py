@@ -33,13 +33,9 @@ from statistics import mean
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from badnets_utils.core.pipeline import load_data, run
-
-from badnets_utils.studies.pool import run_many
-
-from badnets_utils.core.config import Attack, Budget  # noqa: E402
+from badnets_utils import Attack, Budget, load_data, run, run_many  # noqa: E402
 from badnets_utils._io.machine import threads_set_by_user, usable_cores  # noqa: E402
-from badnets_utils.studies.sweep import result_row  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+from badnets_utils.studies.sweep import result_row  # noqa: E402
 from badnets_utils.tools.benchmark_tables import record  # noqa: E402
 
 TARGET_POOL = 1.3  # the pool at least this many times faster than the one-by-one loop

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from badnets_utils.core.pipeline import load_data, prepare, run
-
 from badnets_utils.core.config import Attack, Budget
+from badnets_utils.core.pipeline import load_data, prepare, run
 from badnets_utils.tools.benchmark_tables import record
 
 ROOT = Path(__file__).resolve().parent.parent

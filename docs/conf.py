@@ -17,6 +17,11 @@ by a note. The first figure of each notebook is saved to ``docs/_notebooks/figur
 Notebooks come from pull requests, so what they carry is checked first and the pages are sanitised
 (``docs/_ext/sanitise.py``, loaded as an extension): a markdown or raw cell or an attachment that could run script
 fails the build in one line naming the notebook and the cell; outputs that could are left out or cleaned.
+
+The extension ``docs/_ext/playground.py`` builds the Playground page (docs/playground.md): it exports the shipped
+MNIST models to ONNX, inlines their SHA-256 and the trigger presets into the page, and copies the models,
+onnxruntime-web's WebAssembly build (``npm ci`` installs it from package-lock.json) and the page's script into
+``_playground/`` of the built site.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sphinx.util import logging
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(DOCS / "_ext"))
+sys.path.insert(0, str(DOCS / "_ext"))  # playground.py: the Playground page's models, runtime and presets
 
 from sanitise import Refused, attachment, attachment_link, check_notebook, page_copy  # noqa: E402
 
@@ -81,11 +86,12 @@ _BADGE_IMAGE = re.compile(
     r"\[!\[[^\]]*\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)]*\)\n*"
 )
 _NOTEBOOK_LINK = re.compile(r"\]\(\.\./notebooks/([A-Za-z0-9._-]+\.ipynb)")
+_DOCS_LINK = re.compile(r"\]\(\.\./docs/([A-Za-z0-9._-]+\.md)")  # a notebook's link to a page of docs/
 
 project = "BadNets Notebooks"
 author = "the BadNets Notebooks authors"
 copyright = "the BadNets Notebooks authors, MIT licence"
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "playground"]
 exclude_patterns = ["_build", "_notebooks/download", "**/.ipynb_checkpoints"]
 nitpicky = False
 
@@ -143,6 +149,8 @@ def notebook_page(nb, name: str):
     title, _, rest = first.source.partition("\n")
     first.source = f"{title}\n\n{page_links(name)}\n\n{_BADGE_IMAGE.sub('', rest).lstrip()}"
     for cell in nb.cells:
+        if cell.cell_type == "markdown":  # ../docs/PAGE.md (right in the repository) is ../PAGE.md on the site
+            cell.source = _DOCS_LINK.sub(r"](../\1", cell.source)
         for out in cell.get("outputs", []):
             if WIDGET_MIME in out.get("data", {}):
                 out["data"] = {"text/markdown": WIDGET_NOTE}

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real MNIST root and a tiny CIFAR-10 in torchvision's on-disk layout."""
+"""Shared fixtures: the real MNIST root, a tiny CIFAR-10 in torchvision's on-disk layout, and the website built,
+served and opened in Chromium once per session (site_build.py: test_site.py and test_playground.py use it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from site_build import browser, server, site  # noqa: F401  the built site, shared: one build per session
 
 from badnets_utils.core.data import CIFAR_FOLDER, DatasetNotFoundError, load_dataset, resolve_data_root
 

@@ -55,9 +55,9 @@ def original_labels(poisoned: ImageData, clean: ImageData) -> torch.Tensor:
 
 
 def alignment(top: torch.Tensor, features: torch.Tensor, is_poison: torch.Tensor) -> float:
-    """The absolute cosine between ``top``, a class's top singular vector (what the score projects on: ``spectral_scores``'s
-    ``direction``), and the direction from its clean samples' mean to its poisons' mean (what it should find): 1
-    when the signature is the top direction. ``features`` and ``is_poison``: the class's samples."""
+    """The absolute cosine between ``top``, a class's top singular vector (what the score projects on:
+    ``spectral_scores``'s ``direction``), and the direction from its clean samples' mean to its poisons' mean (what it
+    should find): 1 when the signature is the top direction. ``features`` and ``is_poison``: the class's samples."""
     shift = features[is_poison].double().mean(0) - features[~is_poison].double().mean(0)
     return abs(float(top.double() @ shift / shift.norm().clamp(min=1e-12)))
 

@@ -43,6 +43,7 @@ SUBCOMMANDS = {
     "set-repo": ("badnets_utils.tools.github", "main"),
     "sweep": ("badnets_utils.tools.sweep_command", "main"),
     "pages": ("badnets_utils.tools.pages", "main"),
+    "export-onnx": ("badnets_utils.tools.onnx_export", "main"),
 }
 ATTACK, BUDGET = Attack(), Budget()  # the defaults, written once in core/config.py
 PATH_FLAGS = ("checkpoint", "manifest", "data_path", "trigger_path", "output_dir")  # '~' expanded (even after '=')
