@@ -5,8 +5,8 @@ Build it (offline, warnings are errors) with::
     python -m sphinx -E -W --keep-going -b html -d build/doctrees docs build/site   # the README's command
 
 The repository the site links to (Colab, the repository button, the notebooks' badges and ``REPO`` lines) is
-``badnets_utils.tools.github.site_slug``'s: ``$GITHUB_REPOSITORY`` if set, else ``repo.toml``'s. With ``BADNETS_PUBLISH=1``
-(``.github/workflows/pages.yml``) the placeholder repository fails the build.
+``badnets_utils.tools.github.site_slug``'s: ``$GITHUB_REPOSITORY`` if set, else ``repo.toml``'s. With
+``BADNETS_PUBLISH=1`` (``.github/workflows/pages.yml``) the placeholder repository fails the build.
 
 On ``builder-inited`` every notebook of ``notebooks/`` is copied into ``docs/_notebooks/`` (git-ignored) as the
 website shows it: teacher cells left out (``editions.web_edition``), badges and the setup cell's ``REPO`` line
