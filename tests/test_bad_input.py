@@ -1,4 +1,4 @@
-"""Bad input refused in one line before it does harm (issue 20): output paths that cannot be written, input paths
+"""Bad input refused in one line before it does harm: output paths that cannot be written, input paths
 that are not regular files, repairs that would touch others' files, checkpoints and data checked before they are
 believed, set-repo and classroom input, the project's manifest, and settings given through the API. One test (or a
 few) per class of failure; each failed on the code before it."""

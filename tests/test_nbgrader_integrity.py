@@ -1,4 +1,4 @@
-"""Autograding that a submission can neither game nor use against the teacher (issue 27).
+"""Autograding that a submission can neither game nor use against the teacher.
 
 Two exploits of the first nbgrader course: an answer cell that leaves ``answer = None`` and replaces
 ``exercises.check_…`` scored full marks, and one that copied ``source/`` (the solutions) to the course root and

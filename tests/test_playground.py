@@ -26,6 +26,7 @@ from servers import SCREENSHOTS
 from site_build import ROOT, _page
 
 from badnets_utils import (
+    Attack,
     apply_trigger,
     attack_test_set,
     evaluate,
@@ -204,7 +205,7 @@ def _pytorch_hits(models, test, trigger, position, alpha) -> dict[str, int]:
     hits = {}
     for key, model in models.items():
         kind = "all-to-all" if key == "all2all" else "all-to-one"
-        attacked = attack_test_set(test, trigger, TARGET, kind, position, alpha)
+        attacked = attack_test_set(test, trigger, Attack(target=TARGET, kind=kind, position=position, alpha=alpha))
         result = evaluate(model, attacked)
         hits[key] = int((result["preds"] == attacked.labels).sum())
     return hits
@@ -416,7 +417,7 @@ def test_the_runtime_is_the_pinned_wasm_build_and_only_this_page_loads_it(site, 
 
 def _fake_app(tmp_path: Path) -> SimpleNamespace:
     return SimpleNamespace(builder=SimpleNamespace(format="html"), env=SimpleNamespace(), statuscode=0,
-                           doctreedir=str(tmp_path / "doctrees"), outdir=str(tmp_path / "site"))  # fmt: skip
+                           doctreedir=str(tmp_path / "doctrees"), outdir=str(tmp_path / "site"), srcdir=str(ROOT / "docs"))  # fmt: skip
 
 
 @pytest.mark.parametrize("ci", [True, False])

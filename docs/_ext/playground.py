@@ -218,7 +218,8 @@ def _problem(app, message: str) -> None:
 def prepare(app) -> None:
     """builder-inited: export the models (or reuse the cache) and make the page's configuration."""
     app.playground = {"config": None, "files": {}}  # type: ignore[attr-defined]
-    if app.builder.format != "html":
+    if app.builder.format != "html" or not (Path(app.srcdir) / f"{DOCNAME}.md").is_file():
+        app.playground = None  # type: ignore[attr-defined]  # not an HTML build, or a docs tree without the page
         return
     root = ROOT
     reason = _missing(root)
@@ -239,7 +240,7 @@ def fill_config(app, docname: str, source: list[str]) -> None:
     """source-read: the configuration, as JSON that cannot end the page's <script> element early."""
     if docname != DOCNAME or CONFIG_TOKEN not in source[0]:
         return
-    config = getattr(app, "playground", {}).get("config") or {"unavailable": "this is not an HTML build"}
+    config = (getattr(app, "playground", None) or {}).get("config") or {"unavailable": "this is not an HTML build"}
     text = json.dumps(config, separators=(",", ":")).replace("<", "\\u003c")
     source[0] = source[0].replace(CONFIG_TOKEN, text)
 
