@@ -417,7 +417,8 @@ def test_the_runtime_is_the_pinned_wasm_build_and_only_this_page_loads_it(site, 
 
 def _fake_app(tmp_path: Path) -> SimpleNamespace:
     return SimpleNamespace(builder=SimpleNamespace(format="html"), env=SimpleNamespace(), statuscode=0,
-                           doctreedir=str(tmp_path / "doctrees"), outdir=str(tmp_path / "site"), srcdir=str(ROOT / "docs"))  # fmt: skip
+                           doctreedir=str(tmp_path / "doctrees"), outdir=str(tmp_path / "site"),
+                           srcdir=str(ROOT / "docs"))  # fmt: skip
 
 
 @pytest.mark.parametrize("ci", [True, False])

@@ -17,6 +17,7 @@ from badnets_utils.core.data import DATASETS, canonical_name
 from badnets_utils.core.models import BadNet, build_model
 
 MEAN_RANGE, STD_RANGE = (0.0, 1.0), (1e-3, 1.0)  # the normalisation buffers of images scaled to [0, 1]
+PARALLEL_PREFIX = "module."  # torch.nn.DataParallel's prefix of every key of the model it wraps
 
 
 def run_tag(attack: str, trigger_label: int, poisoning_rate: float) -> str:
@@ -49,7 +50,7 @@ def _unpack(blob: object, path: Path) -> tuple[dict, dict]:
     """(state, config) of a loaded checkpoint: {'model_state', 'config'} or a bare state_dict."""
     if isinstance(blob, dict) and "model_state" in blob:
         state, config = blob["model_state"], blob.get("config", {})
-    elif isinstance(blob, dict) and "fc2.weight" in blob:
+    elif isinstance(blob, dict) and ("fc2.weight" in blob or f"{PARALLEL_PREFIX}fc2.weight" in blob):
         state, config = blob, {}
     else:
         raise CheckpointError(f"cannot load {path}: it holds no BadNet weights ('model_state' is missing)")
@@ -111,6 +112,14 @@ def _check_config(path: Path, config: dict, state: dict, dataset: str | None) ->
     return name, _check_int(path, config, "num_classes", [k], k)
 
 
+def _parallel_hint(state: dict) -> str:
+    """What to do with weights saved from ``torch.nn.DataParallel`` (every key under ``module.``); "" otherwise."""
+    if state and all(isinstance(k, str) and k.startswith(PARALLEL_PREFIX) for k in state):
+        return (f"; they were saved from a DataParallel model: strip the {PARALLEL_PREFIX!r} prefix from every key "
+                f"(k.removeprefix({PARALLEL_PREFIX!r})) and save them again")  # fmt: skip
+    return ""
+
+
 def _check_weights(path: Path, state: dict, model: BadNet, name: str) -> None:
     """Every key of the model, with its shape and a floating dtype; nothing else."""
     expected = model.state_dict()
@@ -118,7 +127,9 @@ def _check_weights(path: Path, state: dict, model: BadNet, name: str) -> None:
     extra = [k for k in state if k not in expected]
     if missing or extra:
         what = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}"
-        raise CheckpointError(f"cannot load {path}: weights do not fit the {name} BadNet ({what})")
+        raise CheckpointError(
+            f"cannot load {path}: weights do not fit the {name} BadNet ({what}){_parallel_hint(state)}"
+        )
     for key, want in expected.items():
         got = state[key]
         if tuple(got.shape) != tuple(want.shape) or not got.dtype.is_floating_point:

@@ -35,6 +35,12 @@ BUILTIN_TRIGGERS = {"white": "trigger_white", "checkerboard": "trigger_checkerbo
 LOSSES = ("cross", "mse")
 OPTIMIZERS = ("adam", "sgd")
 LR_ALLOWED = "allowed: a finite positive number, e.g. 0.001"
+# Upper bounds of a budget: a typo (an extra zero or three) is one line, not a run that never ends or fills the
+# memory (docs/reliability.md). The course trains 1 to 20 epochs; 1000 is fifty times that. A step's memory grows
+# with its batch (a batch larger than the training set is all of it at once): 8192 images stay near 1.4 GB on any
+# device, and MNIST is then under 8 steps an epoch.
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 8192
 
 
 def _one_of(value, allowed: tuple[str, ...], what: str) -> None:
@@ -251,10 +257,12 @@ def _check_budget(budget: Budget) -> None:
     """Every field of a budget, before any data is loaded (``Budget.__post_init__``)."""
     wholes = ("epochs", "batch_size", "train_limit", "test_limit")
     _set(budget, lr=check_lr(_real(budget.lr)), **{k: whole(getattr(budget, k), k) for k in wholes})
-    for key in ("epochs", "batch_size"):
+    for key, top in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
         v = getattr(budget, key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{key} {v!r} must be a whole number ≥ 1")
+        if v > top:
+            raise ValueError(f"{key} {v} is too large; allowed: a whole number in 1..{top}")
     _one_of(budget.loss, LOSSES, "loss")
     _one_of(budget.optimizer, OPTIMIZERS, "optimizer")
     for key in ("train_limit", "test_limit"):

@@ -504,6 +504,26 @@ def download_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
     return resolve_data_root(root)
 
 
+def check_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> None:
+    """Before many processes load a dataset (a sweep's pool): its files are there (downloaded once, here, when
+    ``download``), each idx file's header and length are right and its training split holds an image; else the
+    one-line error that loading it would raise. No image is read."""
+    name = canonical_name(name)
+    root = input_path(resolve_data_root(root), "--data_path", folder=True, missing_ok=True)
+    folder = dataset_folder(name, root)
+    files = _file_names(name)
+    if download and not all((folder / f).exists() for f in files):
+        download_dataset(name, root)
+    missing = [f for f in files if not input_path(folder / f, f"{name} file", missing_ok=True).exists()]
+    if missing:
+        raise _missing(name, root, f"missing {', '.join(missing)}")
+    if name in IDX_DATASETS:
+        for train in (True, False):
+            dims = {kind: check_idx_file(path, kind, name) for kind, path in _idx_files(name, root, train).items()}
+            if train and dims["images"][:1] == (0,):
+                raise _corrupt(name, _idx_files(name, root, True)["images"], "0 images; allowed: at least one")
+
+
 def random_subset(data: ImageData, size: int | None, seed: int) -> ImageData:
     """A seeded random subset of ``size`` samples (the whole set when size is None or too big)."""
     if size is None or size >= len(data):

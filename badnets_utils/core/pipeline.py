@@ -38,7 +38,7 @@ from badnets_utils.core.metrics import format_rate
 from badnets_utils.core.models import BadNet, build_model
 from badnets_utils.core.poison import attack_test_set, poison_train_set
 from badnets_utils.core.training import evaluate, fit, load_history, save_history
-from badnets_utils.core.triggers import BUILTIN_TRIGGERS, load_trigger, make_trigger, trigger_position
+from badnets_utils.core.triggers import BUILTIN_TRIGGERS, load_trigger, make_trigger, stamp_sha256, trigger_position
 
 
 @dataclass
@@ -99,6 +99,29 @@ def build_trigger(attack: Attack) -> torch.Tensor:
     return load_trigger(t, attack.trigger_size, channels)
 
 
+def placed_trigger(attack: Attack) -> torch.Tensor:
+    """``build_trigger``, checked to fit where the attack stamps it (a bad file or place: one line, no data loaded)."""
+    trigger = build_trigger(attack)
+    _, h, w = DATASETS[attack.dataset]["shape"]
+    if attack.position != RANDOM:
+        trigger_position((h, w), tuple(trigger.shape[-2:]), attack.position)
+    return trigger
+
+
+def trigger_sha256(attack: Attack) -> str:
+    """The SHA-256 of the attack's trigger as stamped (``triggers.stamp_sha256``: its pixels, and its mask): what
+    a sweep keys a run's trigger on (beside its name), so that two files of one name are two triggers."""
+    return stamp_sha256(placed_trigger(attack), attack.mask)
+
+
+def check_trainable(train: ImageData) -> None:
+    """A training set holds at least one image (an empty one is refused in one line, before a model is built)."""
+    if len(train) == 0:
+        named = f" {train.name}" if train.name else ""
+        raise ValueError(f"the training set{named} holds no images; allowed: at least one image (are the dataset's "
+                         "files empty?)")  # fmt: skip
+
+
 def load_data(
     dataset: str,
     budget: Budget = Budget(),
@@ -119,11 +142,9 @@ def prepare(
     download: bool = False,
 ) -> Prepared:
     """Check the settings, load the data (unless ``data`` gives it), build the trigger and the poisoned sets."""
-    trigger = build_trigger(attack)
-    _, h, w = DATASETS[attack.dataset]["shape"]
-    if attack.position != RANDOM:
-        trigger_position((h, w), tuple(trigger.shape[-2:]), attack.position)  # fails before loading data
+    trigger = placed_trigger(attack)  # fails before loading data
     train, test = data if data is not None else load_data(attack.dataset, budget, attack.seed, data_root, download)
+    check_trainable(train)
     poisoned = poison_train_set(train, trigger, attack)
     triggered = attack_test_set(test, trigger, attack)
     return Prepared(attack, poisoned, test, triggered, trigger, len(train))
@@ -152,6 +173,7 @@ def train(
 
 def _fit(model, data, budget: Budget, seed: int, tests=(None, None), **hooks):
     """The one call of ``training.fit``: every training in the package goes through here."""
+    check_trainable(data)
     return fit(model, data, budget, seed=seed, tests=tests, **hooks)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -174,6 +175,21 @@ def save_trigger(trigger: torch.Tensor, path: str | os.PathLike) -> Path:
     array = trigger.numpy()
     img = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
     return atomic_write(path, lambda f: img.save(f, format="PNG"))
+
+
+def stamp_sha256(trigger: torch.Tensor, mask: torch.Tensor | None = None) -> str:
+    """The SHA-256 of a trigger as it is stamped: its uint8 (C, h, w) pixels with their shape, and the blending mask
+    (as float32 (1 or C, h, w)) when there is one. Two attacks with the same digest stamp the same pattern, whatever
+    the file or name it came from; a sweep's CSV keys its rows on it (``trigger_sha256``)."""
+    trigger = trigger.detach().to("cpu").contiguous()
+    if trigger.dim() == 2:
+        trigger = trigger[None]
+    digest = hashlib.sha256(f"uint8 {tuple(trigger.shape)}\n".encode() + trigger.numpy().tobytes())
+    if mask is not None:
+        c, h, w = trigger.shape
+        checked = _check_mask(mask, c, h, w).contiguous()
+        digest.update(f"mask float32 {tuple(checked.shape)}\n".encode() + checked.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def trigger_position(

@@ -42,6 +42,16 @@ DATA_CACHE_SIZE = 4  # data sets a worker keeps loaded (one per dataset, seed an
 Data = tuple[ImageData, ImageData]
 
 
+NO_MAIN_GUARD_EXIT = 86  # a worker's exit status when it finds it was started by a script without the guard
+NO_MAIN_GUARD = ("the script that started these runs has no `if __name__ == \"__main__\":` guard: each worker process "
+                 "runs it again from the top (multiprocessing's spawn) and would start a pool of its own; put the code "
+                 "that starts the runs under `if __name__ == \"__main__\":` (or use workers=1)")  # fmt: skip
+
+
+class MainGuardError(RuntimeError):
+    """A local pool was started by a script without ``if __name__ == "__main__":`` (``NO_MAIN_GUARD``)."""
+
+
 class RunsFailedError(RuntimeError):
     """Some runs of a sweep failed; ``failures`` maps each one's label to why. The others finished."""
 
@@ -183,6 +193,8 @@ def run_all(
     if executor is not None:
         check_executor(executor)
     n = int(workers) if workers is not None else auto_workers(runs.budget, len(jobs))
+    if executor is None and n > 1 and len(jobs) > 1 and _starting_a_worker():
+        os._exit(NO_MAIN_GUARD_EXIT)  # spawn's own error: a traceback per worker, each replaced and dying again
     results: list = [None] * len(jobs)
     failures: dict[str, str] = {}
     bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress or not jobs)
@@ -299,8 +311,15 @@ class _Worker:
         self.conn.close()
 
 
+def _starting_a_worker() -> bool:
+    """Whether this process is a spawned worker still importing the script that started it: a pool started now
+    comes from that script's top level, run again because it lacks the ``__main__`` guard."""
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
 def _on_pool(jobs: list[Job], data: Data | None, n: int) -> Iterator[Outcome]:  # noqa: C901
-    """N spawned worker processes, one job each at a time; a dead worker's job fails by name and is replaced."""
+    """N spawned worker processes, one job each at a time; a dead worker's job fails by name and is replaced (a
+    worker that finds the starting script unguarded stops the pool: ``MainGuardError``)."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process whose torch threads already started
     todo, data = list(reversed(jobs)), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     pool = [_Worker(ctx, data) for _ in range(n)]
@@ -319,6 +338,8 @@ def _on_pool(jobs: list[Job], data: Data | None, n: int) -> Iterator[Outcome]:  
                 except (EOFError, OSError):  # the process died mid-run
                     worker.process.join()
                     code = worker.process.exitcode
+                    if code == NO_MAIN_GUARD_EXIT:
+                        raise MainGuardError(NO_MAIN_GUARD) from None
                     outcome = (worker.job.index, False, f"its worker process died (exit code {code})")
                     worker.conn.close()
                     worker = pool[i] = _Worker(ctx, data)

@@ -29,28 +29,44 @@ import torch
 
 from badnets_utils._io.files import atomic_write_text, check_writable, held, read_input, shown
 from badnets_utils.core.checkpoints import save_checkpoint
-from badnets_utils.core.config import Attack, Budget
-from badnets_utils.core.pipeline import Result
+from badnets_utils.core.config import BUILTIN_TRIGGERS, Attack, Budget
+from badnets_utils.core.data import DATASETS, check_dataset
+from badnets_utils.core.pipeline import Result, trigger_sha256
+from badnets_utils.core.triggers import make_trigger, stamp_sha256
 from badnets_utils.studies.pool import Runs, run_all
 
 if TYPE_CHECKING:
     pass
 
-KEY_FIELDS = (*Attack().describe(), *Budget().describe())  # what identifies a run
+# what identifies a run: its settings, and the SHA-256 of its trigger as stamped (two files of one name differ)
+KEY_FIELDS = (*Attack().describe(), *Budget().describe(), "trigger_sha256")
 RESULT_FIELDS = ("poisoned", "train_size", "trained_on", "test_size", "tca", "asr", "seconds", "model")  # its outcome
 FIELDS = (*KEY_FIELDS, *RESULT_FIELDS)
 _INTS = {"trigger_size", "trigger_label", "source", "poison_count", "seed", "epochs", "batch_size", "train_limit",
          "test_limit", "poisoned", "train_size", "trained_on", "test_size"}  # fmt: skip
-_FLOATS = {"alpha", "poisoning_rate", "lr", "tca", "asr", "seconds"}
+_EXACT = {"alpha", "poisoning_rate", "lr"}  # settings: written exactly (0.001 and 0.0009999996 are two runs)
+_FLOATS = {*_EXACT, "tca", "asr", "seconds"}  # outcomes: to 6 significant digits
 MAX_CSV_BYTES = 64 * 2**20  # a sweep CSV larger than this is not one this package wrote
 MODELS_SUFFIX = "_models"  # runs/sweeps/rates.csv keeps its models in runs/sweeps/rates_models/
 GROUP_FIELDS = tuple(k for k in KEY_FIELDS if k not in ("poisoning_rate", "poison_count", "seed"))  # one curve each
 
 
-def _fmt(value) -> str:
+def _fmt(value, exact: bool = False) -> str:
+    """A value as the CSV writes it: a float to 6 significant digits, or (``exact``) as the shortest text that reads
+    back as the same float (``1`` for 1.0)."""
     if value is None:
         return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    if not exact:
+        return f"{value:.6g}"
+    text = repr(value)
+    return text.removesuffix(".0")
+
+
+def _text(key: str, value) -> str:
+    """The CSV's text of one column's value: a setting exactly, an outcome to 6 significant digits."""
+    return _fmt(value, exact=key in _EXACT)
 
 
 def _parse(key: str, text: str):
@@ -59,19 +75,39 @@ def _parse(key: str, text: str):
     return int(text) if key in _INTS else float(text) if key in _FLOATS else text
 
 
-def run_key(attack: Attack, budget: Budget) -> tuple[str, ...]:
-    """The CSV key of a run: its settings, as text."""
-    settings = {**attack.describe(), **budget.describe()}
-    return tuple(_fmt(settings[k]) for k in KEY_FIELDS)
+def run_key(attack: Attack, budget: Budget, digest: str | None = None) -> tuple[str, ...]:
+    """The CSV key of a run: its settings as text, numbers exactly, and its trigger's ``trigger_sha256`` (``digest``,
+    when already computed; else the trigger is built here)."""
+    settings = {**attack.describe(), **budget.describe(), "trigger_sha256": digest or trigger_sha256(attack)}
+    return tuple(_text(k, settings[k]) for k in KEY_FIELDS)
 
 
 def _row_key(row: dict) -> tuple[str, ...]:
-    return tuple(_fmt(row[k]) for k in KEY_FIELDS)
+    """A row's key; a row whose trigger is unknown (an older CSV's file trigger) has "" there, which no run has."""
+    return tuple(_text(k, row.get(k)) for k in KEY_FIELDS)
 
 
 def _stored(row: dict) -> dict:
-    """``row`` as the CSV stores it (numbers to 6 significant digits): a row in memory equals the row read back."""
-    return {k: _parse(k, _fmt(v)) if k in _INTS or k in _FLOATS else v for k, v in row.items()}
+    """``row`` as the CSV stores it (outcomes to 6 significant digits): a row in memory equals the row read back."""
+    return {k: _parse(k, _text(k, v)) if k in _INTS or k in _FLOATS else v for k, v in row.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _builtin_sha256(dataset: object, kind: object, size: object) -> str | None:
+    """The ``trigger_sha256`` of a built-in trigger at a size on a dataset; None for anything else."""
+    if kind not in BUILTIN_TRIGGERS or dataset not in DATASETS or isinstance(size, bool) or not isinstance(size, int):
+        return None
+    channels, h, w = DATASETS[dataset]["shape"]
+    return stamp_sha256(make_trigger(kind, size, channels)) if 1 <= size <= min(h, w) else None
+
+
+def _known_trigger(row: dict) -> str | None:
+    """A row's ``trigger_sha256``. An older CSV has none: there a built-in trigger's name is read as that pattern
+    (the name of a kind, or of its shipped PNG, which loads as the same pixels), and any other trigger (a file's
+    stem, ``custom``) stays unknown (None): the row is read for plots and summaries, and never reused for a run."""
+    if row.get("trigger_sha256") is not None:
+        return row["trigger_sha256"]
+    return _builtin_sha256(row.get("dataset"), row.get("trigger"), row.get("trigger_size"))
 
 
 def _header(path: Path, names: list[str] | None) -> None:
@@ -80,7 +116,7 @@ def _header(path: Path, names: list[str] | None) -> None:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ValueError(f"{shown(path)} is not a sweep CSV: column {twice[0]!r} appears twice; allowed: each once")
-    missing = [k for k in (*KEY_FIELDS, "tca", "asr") if k not in names]
+    missing = [k for k in (*KEY_FIELDS, "tca", "asr") if k not in names and k != "trigger_sha256"]  # newer than some
     if missing:
         raise ValueError(f"{shown(path)} is not a sweep CSV: no {missing[0]!r} column (its header: "
                          f"{shown(','.join(names), 80)}); give a new --csv, or fix its header")  # fmt: skip
@@ -103,8 +139,10 @@ def _row(path: Path, line: int, row: dict) -> dict:
 
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Rows of a sweep CSV ([] when the file does not exist); a column an older CSV lacks (``trained_on``,
-    ``model``) is None. Only a regular file is read (a folder, FIFO or device is refused in one line, before any
-    training); a malformed header or row is one line naming the file and the line."""
+    ``model``) is None, and its ``trigger_sha256`` is a built-in trigger's (see ``_known_trigger``) or None
+    (unknown). A column of the user's own is kept, as text, after the package's. Only a regular file is read (a
+    folder, FIFO or device is refused in one line, before any training); a malformed header or row is one line
+    naming the file and the line."""
     path = Path(path)
     if not os.path.lexists(path):
         return []
@@ -115,6 +153,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         rows = [_row(path, reader.line_num, row) for row in reader]
     except csv.Error as err:
         raise ValueError(f"{shown(path)}, line {reader.line_num}: not CSV ({err})") from None
+    rows = [{**row, "trigger_sha256": _known_trigger(row)} for row in rows]
     keys = [_row_key(r) for r in rows]
     if len(set(keys)) < len(keys):
         line = next(i + 2 for i, k in enumerate(keys) if k in keys[:i])  # the repeat (line 1 is the header)
@@ -123,12 +162,15 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
 
 def write_results(rows: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Write sweep rows as CSV, atomically."""
+    """Write sweep rows as CSV, atomically: the package's columns, then any other column a row has (one a user
+    added to the CSV: kept, empty in the rows that lack it), in the order first seen."""
+    extra = list(dict.fromkeys(k for row in rows for k in row if k not in FIELDS and isinstance(k, str)))
+    names = [*FIELDS, *extra]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row.get(k)) for k in FIELDS})
+        writer.writerow({k: _text(k, row.get(k)) for k in names})
     return atomic_write_text(path, buf.getvalue())
 
 
@@ -139,8 +181,14 @@ def result_row(result: Result) -> dict:
     row = {**result.attack.describe(), **result.budget.describe()}
     row.update(poisoned=len(result.setup.train.poison_indices), train_size=result.setup.train_size,
                trained_on=len(result.setup.train), test_size=len(result.setup.test), tca=result.tca, asr=result.asr,
-               seconds=result.seconds, model=None)  # fmt: skip
+               seconds=result.seconds, model=None, trigger_sha256=_stamped_sha256(result))  # fmt: skip
     return _stored(row)
+
+
+def _stamped_sha256(result: Result) -> str:
+    """The ``trigger_sha256`` of the trigger the run stamped (its setup's; built again for a hand-made Result)."""
+    trigger = getattr(result.setup, "trigger", None)
+    return trigger_sha256(result.attack) if trigger is None else stamp_sha256(trigger, result.attack.mask)
 
 
 def models_dir(csv_path: str | os.PathLike) -> Path:
@@ -189,7 +237,7 @@ def has_model(row: dict, csv_path: str | os.PathLike) -> bool:
 def _line(row: dict, cached: bool) -> str:
     where = "(from the CSV)" if cached else f"({row['seconds']:.1f} s)"
     count = row.get("poison_count")
-    what = f"rate {row['poisoning_rate']:<7g}" if count is None else f"count {count:<6}"
+    what = f"rate {_text('poisoning_rate', row['poisoning_rate']):<7}" if count is None else f"count {count:<6}"
     attack = ", ".join(_words(row, {"trigger", "trigger_label"}, shared=False))
     return (f"{attack}  {what} seed {row['seed']}: {row['poisoned']:>5} poisoned  "
             f"TCA {row['tca']:.4f}  ASR {row['asr']:.4f}  {where}")  # fmt: skip
@@ -202,6 +250,47 @@ def check_outputs(csv_path: str | os.PathLike, keep_models: bool = False, plot: 
     targets += [models_dir(csv_path) / "model.pth"] if keep_models else []
     for target in targets:
         check_writable(target.parent, target)
+
+
+def check_inputs(
+    attacks: Sequence[Attack], data_root: str | os.PathLike | None = None, *, download: bool = False, local: bool = True
+) -> list[str]:
+    """Before any run starts: each distinct trigger is built once (a bad file, mask or place is one line here, not a
+    failure in every run) and, when the runs train on this machine (``local``: not a Dask cluster, whose workers have
+    their own data), each dataset's files are there (downloaded once, here, with ``download``). Returns each
+    attack's ``trigger_sha256``."""
+    digests, seen = [], {}
+    for a in attacks:
+        spec = (a.dataset, a.trigger_size, a.position, _identity(a.trigger), _identity(a.mask))
+        if spec not in seen:
+            seen[spec] = trigger_sha256(a)
+        digests.append(seen[spec])
+    if local:
+        for name in dict.fromkeys(a.dataset for a in attacks):
+            check_dataset(name, data_root, download)
+    return digests
+
+
+def _identity(value: object) -> tuple:
+    """A trigger or mask as a cache key: a tensor by its identity, a name or path by its type and text."""
+    return (type(value).__name__, id(value) if isinstance(value, torch.Tensor) else str(value))
+
+
+def _keeper(done: dict, csv_path: str | os.PathLike | None, verbose: bool):
+    """What ``run_sweep`` does with each row as its run finishes: into ``done`` and the CSV, and said."""
+
+    def keep(row: dict) -> None:
+        done[_row_key(row)] = row
+        if csv_path:
+            write_results(list(done.values()), csv_path)
+        if verbose:
+            print(_line(row, cached=False), flush=True)
+        if row.get("model") and not has_model(row, csv_path):
+            print(f"warning: {row['model']} is not beside {shown(csv_path)}: its worker saved it on its own "
+                  "machine (a Dask worker elsewhere?); the next run with keep_models trains it again",
+                  file=sys.stderr)  # fmt: skip
+
+    return keep
 
 
 def run_sweep(
@@ -217,7 +306,10 @@ def run_sweep(
 ) -> list[dict]:
     """One row per attack, in order; runs already in ``csv_path`` are reused, each new one is added to it (an
     atomic rewrite, by this process only) as soon as it finishes, so an interrupted sweep resumes where it stopped.
-    ``pool`` (``workers=`` / ``executor=``): where the runs train, as in ``run_many`` (the rows do not depend on it).
+    A run is the same run when its settings, its numbers exactly and its trigger as stamped (``trigger_sha256``) are.
+    ``pool`` (``workers=`` / ``executor=`` / ``progress=``): where the runs train, as in ``run_many`` (the rows do not
+    depend on it). The triggers, and the datasets of a local pool, are checked before any run starts
+    (``check_inputs``).
 
     ``keep_models``: each run's model is saved as a checkpoint in ``models_dir(csv_path)`` by the process that trained
     it, and its row's ``model`` column gives its path from the CSV's folder. A run of the CSV without its model (not
@@ -228,13 +320,15 @@ def run_sweep(
         raise ValueError("keep_models=True needs a csv_path, not None: the models are kept in a folder beside the CSV")
     if csv_path is not None:
         check_outputs(csv_path, keep_models)
+    digests = check_inputs(attacks, data_root, download=download, local=pool.get("executor") is None)
+    if csv_path is not None:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     # one sweep per CSV at a time: two would each rewrite it without the other's rows
     with held(csv_path, "--csv") if csv_path is not None else contextlib.nullcontext():
         done = {_row_key(r): r for r in read_results(csv_path)} if csv_path else {}
-        keys = [run_key(a, budget) for a in attacks]
+        keys = [run_key(a, budget, d) for a, d in zip(attacks, digests, strict=True)]
         reuse = {k for k in keys if k in done and (not keep_models or has_model(done[k], csv_path))}
-        todo = list({k: a for a, k in zip(attacks, keys, strict=True) if k not in reuse}.values())  # each run once
+        todo = {k: a for a, k in zip(attacks, keys, strict=True) if k not in reuse}  # each run once
         finish = result_row
         if keep_models:
             folder = models_dir(csv_path)
@@ -246,21 +340,9 @@ def run_sweep(
             again = len({k for k in keys if k in done and k not in reuse})
             if again:
                 print(f"{again} run(s) of the CSV without a kept model: trained again to keep the model")
-
-        def keep(row: dict) -> None:
-            done[_row_key(row)] = row
-            if csv_path:
-                write_results(list(done.values()), csv_path)
-            if verbose:
-                print(_line(row, cached=False), flush=True)
-            if row.get("model") and not has_model(row, csv_path):
-                print(f"warning: {row['model']} is not beside {shown(csv_path)}: its worker saved it on its own "
-                      "machine (a Dask worker elsewhere?); the next run with keep_models trains it again",
-                      file=sys.stderr)  # fmt: skip
-
-        runs = Runs(todo, budget, data_root=data_root, download=download, finish=finish)
-        run_all(runs, on_result=keep, **pool)
-        return [done[k] for k in keys]
+        runs = Runs(list(todo.values()), budget, data_root=data_root, download=download, finish=finish)
+        fresh = dict(zip(todo, run_all(runs, on_result=_keeper(done, csv_path, verbose), **pool), strict=True))
+        return [fresh[k] if k in fresh else done[k] for k in keys]
 
 
 def rate_sweep(
@@ -314,7 +396,7 @@ def format_summary(summary: Sequence[dict]) -> str:
 
 
 def _group_key(row: dict) -> tuple[str, ...]:
-    return tuple(_fmt(row[k]) for k in GROUP_FIELDS)
+    return tuple(_text(k, row.get(k)) for k in GROUP_FIELDS)  # a row made by hand may lack trigger_sha256
 
 
 def by_setting(rows: Sequence[dict]) -> dict[tuple[str, ...], list[dict]]:
@@ -329,8 +411,16 @@ def by_setting(rows: Sequence[dict]) -> dict[tuple[str, ...], list[dict]]:
 
 
 def _varying(groups: dict[tuple[str, ...], list[dict]]) -> set[str]:
-    """The settings that differ between the groups."""
-    return {k for i, k in enumerate(GROUP_FIELDS) if len({key[i] for key in groups}) > 1}
+    """The settings that differ between the groups; the triggers' digests only where their names do not tell them
+    apart (two files of one name)."""
+    varying = {k for i, k in enumerate(GROUP_FIELDS) if len({key[i] for key in groups}) > 1}
+    named = [GROUP_FIELDS.index(k) for k in ("dataset", "trigger", "trigger_size")]
+    digests: dict[tuple[str, ...], set[str]] = {}
+    for key in groups:
+        digests.setdefault(tuple(key[i] for i in named), set()).add(key[GROUP_FIELDS.index("trigger_sha256")])
+    if all(len(d) == 1 for d in digests.values()):
+        varying.discard("trigger_sha256")
+    return varying
 
 
 def _words(row: dict, varying: set[str], shared: bool) -> list[str]:
@@ -344,7 +434,10 @@ def _words(row: dict, varying: set[str], shared: bool) -> list[str]:
             out.append(text)
 
     say(("dataset",), row["dataset"])
-    say(("trigger", "trigger_size"), f"{row['trigger']} {row['trigger_size']}×{row['trigger_size']}")
+    trigger = f"{row['trigger']} {row['trigger_size']}×{row['trigger_size']}"
+    if "trigger_sha256" in varying:  # two triggers of one name: told apart by their pixels' digest
+        trigger += f" (sha256 {row['trigger_sha256'][:12]})" if row.get("trigger_sha256") else " (sha256 unknown)"
+    say(("trigger", "trigger_size", "trigger_sha256"), trigger)
     pair = (
         f"{row['source']} → {row['trigger_label']}" if row["source"] is not None else f"target {row['trigger_label']}"
     )
@@ -353,5 +446,5 @@ def _words(row: dict, varying: set[str], shared: bool) -> list[str]:
     say(("epochs",), f"{row['epochs']} epoch{'s' if row['epochs'] != 1 else ''}")
     say(("train_limit",), f"{row['train_size']:,} clean training images")
     if not shared:
-        out += [f"{k} {_fmt(row[k]) or 'none'}" for k in GROUP_FIELDS if k in varying and k not in named]
+        out += [f"{k} {_text(k, row[k]) or 'none'}" for k in GROUP_FIELDS if k in varying and k not in named]
     return out

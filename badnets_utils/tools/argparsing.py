@@ -3,7 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that the atomic writes clean up as after Ctrl-C. ``kept`` says what of
+    the interrupted command is kept (a command that keeps something sets it on the way out)."""
+
+    kept = "nothing of this run was saved"
+
+
+def whole_number(text: str) -> int:
+    """A command line's integer: ASCII digits only (Python's ``int`` reads '١٢' and '１２' as 12)."""
+    if not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not written in ASCII digits; allowed: an integer such as 12")
+    return int(text)
+
+
+def real_number(text: str) -> float:
+    """A command line's number: ASCII only, and one a float holds as typed ('1e-400' is not 0.0, '1e400' not inf)."""
+    if not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not written in ASCII digits; allowed: a number such as 0.01")
+    value = float(text)
+    mantissa = re.split("[eE]", text, maxsplit=1)[0]
+    if value == 0 and re.search("[1-9]", mantissa):
+        raise argparse.ArgumentTypeError(f"{text!r} is too small for a float (it would be read as 0.0); allowed: 0, or "
+                                         "a magnitude of at least 5e-324")  # fmt: skip
+    if math.isinf(value) and re.search("[0-9]", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is too large for a float (it would be read as {value}); allowed: "
+                                         "a magnitude of at most 1.7976931348623157e308")  # fmt: skip
+    return value
 
 
 def _allowed(action: argparse.Action | None) -> str:
@@ -32,10 +63,13 @@ class RawDefaultsFormatter(argparse.RawDescriptionHelpFormatter, DefaultsFormatt
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line with exit code 2, and states each flag's default once."""
+    """argparse that reports a bad flag in one line with exit code 2, states each flag's default once, and reads a
+    number as typed: ASCII digits only, never silently rounded to 0 or to infinity."""
 
     def __init__(self, *args, formatter_class=DefaultsFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+        self.register("type", int, whole_number)  # type=int and type=float read ASCII numbers, as typed
+        self.register("type", float, real_number)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

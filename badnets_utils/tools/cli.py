@@ -33,7 +33,7 @@ from badnets_utils.core.pipeline import (
 )
 from badnets_utils.core.pipeline import run as run_experiment
 from badnets_utils.core.training import epoch_summary
-from badnets_utils.tools.argparsing import Parser, exit_status
+from badnets_utils.tools.argparsing import Parser, Terminated, exit_status
 
 # subcommand -> (module, function taking argv and returning an exit code); imported only when used
 SUBCOMMANDS = {
@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
         return handler(argv)
-    except _Terminated:
-        print("badnets: terminated (SIGTERM); nothing of this run was saved", file=sys.stderr)
+    except Terminated as stop:
+        print(f"badnets: terminated (SIGTERM); {stop.kept}", file=sys.stderr)
         return 143
     except SystemExit as stop:  # --help, or a bad flag argparse already reported in one line
         return exit_status(stop)
@@ -224,12 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so that the atomic writes clean up as after Ctrl-C."""
-
-
 def _terminated(signum, frame) -> None:
-    raise _Terminated
+    raise Terminated
 
 
 def _main_thread() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -17,15 +18,21 @@ from badnets_utils.studies.sweep import (
     _varying,
     _words,
     by_setting,
+    check_inputs,
     check_outputs,
     format_summary,
     models_dir,
+    read_results,
     run_sweep,
     summarize,
 )
-from badnets_utils.tools.argparsing import Parser
+from badnets_utils.tools.argparsing import Parser, Terminated
 
 SCHEDULER_ENV = "BADNETS_SCHEDULER"  # the Dask scheduler a sweep uses when --scheduler is not given
+# One command's runs at most: its attacks are all made before the first one starts, and its CSV is rewritten after
+# each run (a million runs took most of a gigabyte before training began). 10,000 runs of even the shortest useful
+# training take a day or more on one machine: a larger grid is several commands on one --csv.
+MAX_RUNS = 10_000
 
 
 DASK_MISSING = 'Dask is not installed here: pip install "dask[distributed]" (or pip install -e ".[cluster]")'
@@ -33,7 +40,8 @@ DASK_MISSING = 'Dask is not installed here: pip install "dask[distributed]" (or 
 
 def _pair(text: str) -> tuple[int, int]:
     source, sep, target = text.partition(":")
-    if not sep or not source.strip().isdigit() or not target.strip().isdigit():
+    digits = [t.strip() for t in (source, target)]
+    if not sep or not text.isascii() or not all(d.isdigit() for d in digits):
         raise ValueError(f"pair {text!r} is not SOURCE:TARGET; allowed: two class numbers, e.g. 7:1")
     return int(source), int(target)
 
@@ -42,6 +50,12 @@ def sweep_attacks(args) -> list[Attack]:
     """The sweep command's attacks: every seed × trigger × pair (or target) × rate, seed-major."""
     if args.pairs and args.targets is not None:
         raise ValueError("--pairs and --targets both given; allowed: one of them (a pair names its own target)")
+    grid = {"--seeds": args.seeds, "--triggers": args.triggers, "--pairs" if args.pairs else "--targets":
+            args.pairs or args.targets or [None], "--rates": args.rates}  # fmt: skip
+    if math.prod(len(v) for v in grid.values()) > MAX_RUNS:
+        sizes = " × ".join(f"{len(v)} {flag}" for flag, v in grid.items())
+        raise ValueError(f"{sizes} = {math.prod(len(v) for v in grid.values()):,} runs; allowed: at most {MAX_RUNS:,} "
+                         "in one command (run a larger grid as several commands on the same --csv)")  # fmt: skip
     pairs = [_pair(p) for p in args.pairs] if args.pairs else [(None, t) for t in args.targets or [Attack().target]]
     mode = args.poison_mode
     return [
@@ -101,6 +115,7 @@ def build_parser() -> Parser:
     add("--workers", type=int, default=None, help="local worker processes (default: one per core)")
     add("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None, metavar="ADDRESS",
         help=f"a Dask scheduler, e.g. tcp://host:8786 (default: ${SCHEDULER_ENV}); overrides --workers")  # fmt: skip
+    add("--no_progress", action="store_true", help="no progress bar of the runs")
     return p
 
 
@@ -116,12 +131,16 @@ def main(argv: list[str]) -> int:
     n = args.workers or auto_workers(budget, len(attacks))
     where = f"Dask scheduler {args.scheduler}" if executor else f"{n} local worker{'s' if n > 1 else ''}"
     check_outputs(args.csv, args.keep_models, plot=len(set(args.rates)) > 1)  # before anything is printed or trained
+    check_inputs(attacks, args.data_path, download=args.download, local=executor is None)  # triggers, dataset
     kept = f", models in {shown_here(models_dir(args.csv))}/" if args.keep_models else ""
     print(f"{len(attacks)} runs on {where}; rows in {shown_here(args.csv)}{kept}", flush=True)
     try:
         pool = {"executor": executor} if executor else {"workers": args.workers}
         rows = run_sweep(attacks, budget, args.csv, args.data_path, download=args.download,
-                         keep_models=args.keep_models, **pool)  # fmt: skip
+                         keep_models=args.keep_models, progress=not args.no_progress, **pool)  # fmt: skip
+    except Terminated as stop:
+        stop.kept = kept_rows(args.csv)
+        raise
     except RunsFailedError as err:
         for name, why in err.failures.items():
             print(f"badnets sweep: run {name!r} failed: {why.splitlines()[0]}", file=sys.stderr)
@@ -133,6 +152,18 @@ def main(argv: list[str]) -> int:
     if len(set(args.rates)) > 1:
         report(rows, Path(args.csv).with_suffix(".png"))
     return 0
+
+
+def kept_rows(csv: str | os.PathLike) -> str:
+    """What an interrupted sweep leaves, in words: its CSV keeps every run that finished (each written as it did)."""
+    try:
+        n = len(read_results(csv))
+    except (OSError, ValueError):
+        n = 0
+    if not n:
+        return "no run had finished: nothing of this sweep was saved"
+    return (f"every run that finished is kept in {shown_here(csv)} ({n} row{'s' if n != 1 else ''} in all); run the "
+            "same command again to train the rest")  # fmt: skip
 
 
 def report(rows: Sequence[dict], png: str | os.PathLike) -> None:
