@@ -212,11 +212,20 @@ def test_data_is_not_code():
     assert set(registry) == set(releases.RELEASES)
 
 
-def test_tests_are_named_by_subject():
-    """Rule 8: a test file says what it tests, not when (no hardening rounds, no dates)."""
+TEST_ROOMS = {*RANK, "notebooks", "site"}  # tests/<room>/: the package's rooms, then the notebooks and the site
+
+
+def test_tests_are_named_by_subject_and_mirror_the_rooms():
+    """Rule 8: a test file says what it tests, not when (no hardening rounds, no dates), and sits in the folder of
+    the room it tests; only the package-wide checks stay at the top."""
     import re
 
-    assert [p.name for p in (ROOT / "tests").glob("test_*.py") if re.search(r"round\d|hardening|\d{4}", p.name)] == []
+    tests = sorted((ROOT / "tests").rglob("test_*.py"))
+    assert [p.name for p in tests if re.search(r"round\d|hardening|\d{4}", p.name)] == []
+    top = {p.name for p in tests if p.parent == ROOT / "tests"}
+    assert top == {"test_architecture.py", "test_packaging.py", "test_wheel.py"}, top
+    assert {p.parent.name for p in tests if p.parent != ROOT / "tests"} <= TEST_ROOMS
+    assert len({p.name for p in tests}) == len(tests), "two test files of one name: pytest needs them unique"
 
 
 def test_the_canvas_stands_without_ui_libraries():

@@ -10,7 +10,7 @@ comes from") says how to compare a default run with and without it on your machi
 starts each worker with a trim threshold alone (``MALLOC_TRIM_THRESHOLD_=65536``), which turns glibc's adaptive
 mmap threshold off; every run of a sweep repairs that (``repair_trim_only``, called by ``pool.run_job``), and
 nothing else; ``benchmarks/bench_sweep.py`` times the Dask sweep against the local pool.
-It changes speed only, never a result: the same weights to the last bit (``tests/test_allocator.py``).
+It changes speed only, never a result: the same weights to the last bit (``tests/_io/test_allocator.py``).
 
 Set ``BADNETS_MALLOC=default`` (or your own ``MALLOC_*`` / ``GLIBC_TUNABLES`` variables) to leave glibc as it is.
 """

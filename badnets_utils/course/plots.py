@@ -25,7 +25,7 @@ GOOD, BAD = "tab:green", "tab:red"  # BAD: the backdoor fired (ASR, triggered â†
 # Text sizes for a projector: figures render at dpi 80, so 11 pt is about 12 screen pixels.
 PROJECTOR_STYLE = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "xtick.labelsize": 11,
                    "ytick.labelsize": 11, "legend.fontsize": 11, "figure.titlesize": 14}  # fmt: skip
-MIN_FONT = 11  # the smallest title or tick label size (tests/test_plots.py checks it)
+MIN_FONT = 11  # the smallest title or tick label size (tests/course/test_plots.py checks it)
 
 
 class NotebookFigure(Figure):
