@@ -73,7 +73,9 @@ def dask_executor(address: str):
         raise ValueError(f"--scheduler {address}: {DASK_MISSING}") from None
     try:
         return Client(address, timeout="10s").get_executor()
-    except (OSError, TimeoutError, TypeError, ValueError) as err:  # unreachable, malformed, TLS without a context
+    except (OSError, TimeoutError, TypeError, ValueError, RuntimeError, AssertionError) as err:
+        # unreachable, malformed, TLS without a context; on a loaded machine Dask's IO loop may not start within its
+        # own 10 s (an AssertionError inside distributed): each is this one line, never a traceback
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"--scheduler / ${SCHEDULER_ENV} {address!r}: cannot use this Dask scheduler ({first}); "
                          "allowed: a reachable address such as tcp://host:8786") from None  # fmt: skip
