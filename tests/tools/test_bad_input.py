@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.core.test_run_faults import fake_result
 
 import badnets_utils._io.files as files
 from badnets_utils._io.checkpoint_files import CheckpointError, write_manifest
@@ -32,6 +31,7 @@ from badnets_utils.core.pipeline import SaveError, check_output, prepare, repair
 from badnets_utils.core.training import load_history
 from badnets_utils.course.canvas import TriggerCanvas
 from badnets_utils.tools import cli
+from tests.core.test_run_faults import fake_result
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = "x" * 300
