@@ -1,8 +1,6 @@
-"""Figures for notebook 07's defences. Each returns a ``matplotlib.figure.Figure`` (not managed by pyplot)."""
+"""Figures of the four defences (notebook 07). Each returns a ``matplotlib.figure.Figure`` (not managed by pyplot)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -65,23 +63,6 @@ def score_histogram(scores: torch.Tensor, is_poison: torch.Tensor, cutoff: float
     ax.set_ylabel("samples (log scale)")
     ax.set_title(f"Spectral signature of class {cls}")
     ax.legend(fontsize=11)
-    return fig
-
-
-def before_after(labels: Sequence[str], tca: Sequence[float], asr: Sequence[float], title: str) -> Figure:
-    """Grouped bars of clean accuracy and ASR (%) for a few models."""
-    fig = new_figure(7.0, 3.2)
-    ax = fig.subplots()
-    x = np.arange(len(labels))
-    ax.bar(x - 0.2, [100 * v for v in tca], 0.4, label="clean accuracy", color="tab:blue")
-    ax.bar(x + 0.2, [100 * v for v in asr], 0.4, label="ASR", color=BAD)
-    for xi, a in zip(x, asr, strict=True):
-        ax.text(xi + 0.2, 100 * a + 1, f"{100 * a:.1f}", ha="center", fontsize=11)
-    ax.set_xticks(x, labels, fontsize=11)
-    ax.set_ylabel("percent of test images")
-    ax.set_ylim(0, 108)
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
     return fig
 
 

@@ -440,3 +440,20 @@ def threat_model() -> Figure:
         ax.add_patch(FancyArrowPatch((x0, y), (x1, y), arrowstyle="-|>", mutation_scale=18, lw=1.5))
     ax.set_title("The BadNets threat model: the attacker controls the training, the victim only sees the result")
     return fig
+
+
+def before_after(labels: Sequence[str], tca: Sequence[float], asr: Sequence[float], title: str) -> Figure:
+    """Grouped bars of clean accuracy and ASR (%) for a few models."""
+    fig = new_figure(7.0, 3.2)
+    ax = fig.subplots()
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, [100 * v for v in tca], 0.4, label="clean accuracy", color="tab:blue")
+    ax.bar(x + 0.2, [100 * v for v in asr], 0.4, label="ASR", color=BAD)
+    for xi, a in zip(x, asr, strict=True):
+        ax.text(xi + 0.2, 100 * a + 1, f"{100 * a:.1f}", ha="center", fontsize=11)
+    ax.set_xticks(x, labels, fontsize=11)
+    ax.set_ylabel("percent of test images")
+    ax.set_ylim(0, 108)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
+    return fig

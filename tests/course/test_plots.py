@@ -151,7 +151,7 @@ def test_threat_model():
 
 
 def test_projector_sizes_one_colour_for_a_fired_backdoor_and_a_clean_baseline():
-    from badnets_utils.course import defence_plots, variant_plots
+    from badnets_utils.course import variant_plots
     from badnets_utils.studies import variants
 
     rows = [{"name": "single pixel", "tca": 0.99, "asr": 0.006, "seconds": 20.0},
@@ -159,7 +159,7 @@ def test_projector_sizes_one_colour_for_a_fired_backdoor_and_a_clean_baseline():
     bars = variant_plots.variant_bars(rows, baseline=0.001)
     ablation = variant_plots.ablation_plot(["corner", "centre"], rows, "position", "ASR", baseline=0.001, bars=True)
     lines = variant_plots.ablation_plot([1, 5], rows, "size", "ASR", baseline=0.001)
-    before = defence_plots.before_after(["a", "b"], [0.99, 0.98], [1.0, 0.1], "Before and after")
+    before = plots.before_after(["a", "b"], [0.99, 0.98], [1.0, 0.1], "Before and after")
     for fig in (bars, ablation, lines, before):
         _render(fig)
         _texts_at_least(fig, plots.MIN_FONT)
