@@ -232,7 +232,7 @@ def output_paths(attack: Attack, output_dir: str | Path, name: str | None = None
     """(checkpoint, log) paths of a run under ``output_dir``: checkpoints/<name>.pth and logs/<dataset>_<tag>.csv
     (``name`` overrides the checkpoint's file name; its log is then logs/<name without .pth>.csv)."""
     out = Path(output_dir)
-    dataset = canonical_name(attack.dataset)
+    dataset = attack.dataset  # canonical: the Attack made it so
     rate = attack.rate if attack.count is None else attack.count
     if name is not None:
         return out / "checkpoints" / name, out / "logs" / f"{Path(name).stem}.csv"

@@ -103,9 +103,10 @@ def attack_test_set(
     nothing about the backdoor); all-to-all keeps every image, label y + 1; with ``attack.source``, only the images
     of that class. ``source_indices`` points back into ``data``.
     """
-    keep = victims(data, attack)
     if attack.source is None and attack.kind == "all-to-one":
         keep = torch.nonzero(data.labels != attack.target).flatten()
+    else:
+        keep = victims(data, attack)
     src = data.subset(keep)
     pos = _where(data, trigger, attack, positions, attack.seed + 1)
     pos = pos[keep] if isinstance(pos, torch.Tensor) else pos
