@@ -58,3 +58,21 @@ def write_notebook(folder: Path, sources: list[str]) -> Path:
     path = folder / "painter.ipynb"
     path.write_text(json.dumps(nb), encoding="utf-8")
     return path
+
+
+def saved_trigger_pixels(saved: Path, size: int, cells, log: str = ""):
+    """The pixels of a trigger the painter saved: a ``size``×``size`` greyscale PNG holding white exactly at
+    ``cells`` ((row, col) pairs) and black elsewhere (the assertion names the file; ``log``: what to show if it is
+    missing). Returns the expected array, for further checks."""
+    import numpy as np
+    from PIL import Image
+
+    assert saved.is_file(), f"Save did not write {saved.name}{log}"
+    with Image.open(saved) as img:
+        assert img.size == (size, size) and img.mode == "L", (img.size, img.mode)
+        pixels = np.asarray(img)
+    expected = np.zeros((size, size), dtype=np.uint8)
+    for r, c in cells:
+        expected[r, c] = 255
+    np.testing.assert_array_equal(pixels, expected)
+    return expected

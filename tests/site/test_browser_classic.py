@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server, write_notebook
+from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, saved_trigger_pixels, stop, wait_for_server, write_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 5
@@ -190,16 +189,7 @@ def test_paint_and_save_in_classic_notebook_with_ipywidgets7(tmp_path):
         stop(proc)
 
     saved = save_dir / f"{NAME}.png"
-    assert saved.is_file(), f"Save did not write {saved.name}:\n{log.read_text()[-2000:]}"
-    from PIL import Image
-
-    with Image.open(saved) as img:
-        assert img.size == (SIZE, SIZE) and img.mode == "L", (img.size, img.mode)
-        pixels = np.asarray(img)
-    expected = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    for r, c in EXPECTED:
-        expected[r, c] = 255
-    np.testing.assert_array_equal(pixels, expected)
+    saved_trigger_pixels(saved, SIZE, EXPECTED, f":\n{log.read_text()[-2000:]}")
     assert [p.name for p in save_dir.iterdir()] == [saved.name], "stray files beside the PNG"
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop, wait_for_server, write_notebook
+from servers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, saved_trigger_pixels, stop, wait_for_server, write_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 5
@@ -173,16 +173,7 @@ def test_paint_and_save_in_jupyterlab(tmp_path, mnist_root):
                 browser.close()
 
     saved = work / SAVE_DIR / f"{NAME}.png"
-    assert saved.is_file(), f"Save did not write {saved.name}"
-    from PIL import Image
-
-    with Image.open(saved) as img:
-        assert img.size == (SIZE, SIZE) and img.mode == "L", (img.size, img.mode)
-        pixels = np.asarray(img)
-    expected = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    for r, c in EXPECTED:
-        expected[r, c] = 255
-    np.testing.assert_array_equal(pixels, expected)
+    expected = saved_trigger_pixels(saved, SIZE, EXPECTED)
     np.testing.assert_array_equal(load_trigger(saved, SIZE)[0].numpy(), expected)
     assert not [p.name for p in saved.parent.iterdir() if p.name != saved.name], "stray files beside the PNG"
     shutil.rmtree(work / "runs")
